@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/agent/events"
+	"github.com/orchproject/orch/gossip"
+)
+
+// leaveTimeout bounds a graceful leave; serf itself gives up after its
+// broadcast timeout (5 s) plus the propagation delay (1 s).
+const leaveTimeout = 10 * time.Second
+
+// Tag keys the agent adds to its gossip tags.
+const (
+	tagCreated     = "created" // unix seconds when the data dir was created
+	tagLabelPrefix = "l."      // one tag per node label
+)
+
+// Agent is one orch node: gossip membership, the event bus and the local
+// API, composed. New starts nothing; Run serves until its context ends or
+// the node leaves the cluster.
+type Agent struct {
+	cfg  Config
+	log  *slog.Logger
+	id   identity
+	node *gossip.Node
+	bus  *events.Bus
+	api  *api.Server
+
+	mu       sync.Mutex
+	stopRun  context.CancelFunc // ends Run after a leave; nil outside Run
+	leaving  bool
+	runReady chan struct{}
+}
+
+// New validates cfg, creates the data dir and the node's identity, and
+// wires the components. It starts nothing.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	id, err := loadIdentity(cfg.DataDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{})}
+
+	bus, err := events.New(events.Config{Node: cfg.Name, Logger: lg.With("component", "events")})
+	if err != nil {
+		return nil, err
+	}
+	a.bus = bus
+
+	gc := gossip.DefaultConfig()
+	gc.Name = cfg.Name
+	gc.ID = id.ID
+	gc.Bind = cfg.Bind
+	gc.Advertise = cfg.Advertise
+	gc.DataDir = cfg.DataDir
+	gc.Profile = gossip.Profile(cfg.Profile)
+	gc.Join = cfg.Join
+	gc.Tags = a.tags()
+	gc.OnEvent = a.onMemberEvent
+	gc.Logger = lg
+	if cfg.Token != "" {
+		tok, err := gossip.ParseToken(cfg.Token)
+		if err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+		gc.Token = &tok
+	}
+	if a.node, err = gossip.New(gc); err != nil {
+		return nil, err
+	}
+	if a.api, err = api.NewServer(api.ServerConfig{Socket: cfg.Socket, Backend: backend{a}, Logger: lg}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// tags are the gossip tags this agent publishes besides the reserved ones.
+func (a *Agent) tags() map[string]string {
+	t := map[string]string{tagCreated: strconv.FormatInt(a.id.Created.Unix(), 10)}
+	for k, v := range a.cfg.Labels {
+		t[tagLabelPrefix+k] = v
+	}
+	return t
+}
+
+// Ready is closed once the agent is a cluster member and its API serves.
+func (a *Agent) Ready() <-chan struct{} { return a.runReady }
+
+// Run serves until ctx ends or the node has left the cluster. Shutdown
+// order: the API stops accepting requests first, then gossip stops (without
+// leaving: a stopped agent is a failed member until it returns), then the
+// event bus closes. It returns nil on cancellation.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	a.mu.Lock()
+	a.stopRun = stop
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.stopRun = nil
+		a.mu.Unlock()
+	}()
+
+	gossipCtx, stopGossip := context.WithCancel(context.Background())
+	defer stopGossip()
+	g, gctx := errgroup.WithContext(ctx)
+	apiDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(apiDone)
+		return a.api.Run(gctx)
+	})
+	g.Go(func() error {
+		if err := a.node.Run(gossipCtx); err != nil {
+			return fmt.Errorf("gossip: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		<-apiDone
+		stopGossip()
+		return nil
+	})
+	g.Go(func() error {
+		for _, ch := range []<-chan struct{}{a.node.Ready(), a.api.Ready()} {
+			select {
+			case <-ch:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		close(a.runReady)
+		a.log.Info("agent ready", "node", a.cfg.Name, "id", a.id.ID, "gossip", a.node.Addr().String(), "socket", a.cfg.Socket)
+		return nil
+	})
+	err := g.Wait()
+	if cerr := a.bus.Close(); cerr != nil {
+		a.log.Warn("close event bus", "err", cerr)
+	}
+	return err
+}
+
+// Leave leaves the cluster gracefully and then ends Run.
+func (a *Agent) Leave(ctx context.Context) error {
+	a.mu.Lock()
+	if a.leaving {
+		a.mu.Unlock()
+		return errors.New("already leaving")
+	}
+	a.leaving = true
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	err := a.node.Leave(ctx)
+	if err != nil {
+		a.mu.Lock()
+		a.leaving = false
+		a.mu.Unlock()
+		return err
+	}
+	a.log.Info("left the cluster", "node", a.cfg.Name)
+	return nil
+}
+
+// stopAfterLeave ends Run; called once the leave response is on its way.
+func (a *Agent) stopAfterLeave() {
+	a.mu.Lock()
+	stop := a.stopRun
+	a.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// onMemberEvent publishes one event per member. Called from gossip's event
+// pump; Publish never blocks.
+func (a *Agent) onMemberEvent(ev gossip.MemberEvent) {
+	for _, m := range ev.Members {
+		attrs := map[string]string{
+			"address": m.Addr.String(),
+			"status":  string(m.Status),
+			"orch":    strconv.FormatBool(m.Orch),
+		}
+		if m.ID != "" {
+			attrs["id"] = m.ID
+		}
+		a.bus.Publish(events.TypeMember, events.Action(ev.Action), m.Name, attrs)
+		a.log.Info("member "+string(ev.Action), "peer", m.Name, "addr", m.Addr.String(), "status", string(m.Status))
+	}
+}

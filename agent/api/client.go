@@ -1,0 +1,174 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// DefaultSocket is where the agent listens and the CLI looks by default.
+const DefaultSocket = "/run/orch/orch.sock"
+
+// SocketEnv names the environment variable the CLI reads for the socket.
+const SocketEnv = "ORCH_SOCKET"
+
+// ConnError means the agent could not be reached at all.
+type ConnError struct {
+	Socket string
+	Err    error
+}
+
+func (e *ConnError) Error() string {
+	return fmt.Sprintf("cannot reach the agent at %s: %v", e.Socket, e.Err)
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Client talks to an agent's API over its unix socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the agent at socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 2,
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// Socket is the socket path the client uses.
+func (c *Client) Socket() string { return c.socket }
+
+// Info returns the agent's identity.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	var v Info
+	return v, c.do(ctx, http.MethodGet, "/v1/info", nil, &v)
+}
+
+// Members lists the cluster's members as the agent sees them.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var v []Member
+	return v, c.do(ctx, http.MethodGet, "/v1/members", nil, &v)
+}
+
+// Token returns the cluster's join token.
+func (c *Client) Token(ctx context.Context) (string, error) {
+	var v TokenResponse
+	return v.Token, c.do(ctx, http.MethodGet, "/v1/token", nil, &v)
+}
+
+// Join asks the agent to join other members.
+func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	var v JoinResponse
+	return v, c.do(ctx, http.MethodPost, "/v1/join", req, &v)
+}
+
+// Leave makes the agent leave the cluster and stop.
+func (c *Client) Leave(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/leave", struct{}{}, nil)
+}
+
+// Events streams events to fn until ctx ends, the agent closes the stream,
+// or fn returns an error (which Events returns).
+func (c *Client) Events(ctx context.Context, req EventsRequest, fn func(Event) error) error {
+	q := url.Values{}
+	for _, f := range req.Filters {
+		q.Add("filter", f)
+	}
+	if req.After > 0 {
+		q.Set("after", strconv.FormatUint(req.After, 10))
+	}
+	if req.Since > 0 {
+		q.Set("since", req.Since.String())
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read event stream: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s response: %w", path, err)
+	}
+	return nil
+}
+
+// send performs a request and turns non-2xx answers into *Error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://orch"+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, &ConnError{Socket: c.socket, Err: op.Err}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		ae := &Error{Status: resp.StatusCode}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if json.Unmarshal(b, ae) != nil || ae.Message == "" {
+			ae.Message = fmt.Sprintf("agent answered %s: %s", resp.Status, bytes.TrimSpace(b))
+		}
+		return nil, ae
+	}
+	return resp, nil
+}

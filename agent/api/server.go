@@ -1,0 +1,275 @@
+// Package api is the agent's local HTTP+JSON API on a unix socket, and the
+// typed Client that the orch CLI uses.
+//
+// The wire types here are the stable contract: the agent converts its
+// internal types to them, so those can change without changing the JSON.
+// api imports no other orch package; the agent satisfies [Backend].
+//
+// Endpoints (all under /v1):
+//
+//	GET  /info      Info
+//	GET  /members   []Member
+//	GET  /token     TokenResponse
+//	POST /join      JoinRequest -> JoinResponse
+//	POST /leave     leave the cluster; the agent then exits
+//	GET  /events    NDJSON stream of Event; query: filter (repeatable), after, since
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+const (
+	// maxBody bounds request bodies; the largest legitimate one is a few KiB.
+	maxBody = 1 << 20
+	// shutdownGrace is how long in-flight requests may finish at shutdown;
+	// event streams are cancelled at once.
+	shutdownGrace = 3 * time.Second
+)
+
+// Backend is what the API serves. Implementations must be safe for
+// concurrent use; every method may block up to ctx's deadline.
+type Backend interface {
+	Info(ctx context.Context) Info
+	Members(ctx context.Context) ([]Member, error)
+	Token(ctx context.Context) (string, error)
+	Join(ctx context.Context, req JoinRequest) (JoinResponse, error)
+	// Leave leaves the cluster gracefully. The agent stops after the
+	// response has been sent.
+	Leave(ctx context.Context) error
+	// Events calls emit for each selected event, in order, until ctx ends
+	// or emit fails, and returns nil in both cases. It returns an error
+	// only if the request is bad (before any emit).
+	Events(ctx context.Context, req EventsRequest, emit func(Event) error) error
+}
+
+// ServerConfig configures a [Server].
+type ServerConfig struct {
+	// Socket is the unix socket path. Required.
+	Socket string
+	// Mode is the socket's permission bits. Default 0600: root only.
+	Mode os.FileMode
+	// Backend answers requests. Required.
+	Backend Backend
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server serves the API on a unix socket.
+type Server struct {
+	cfg   ServerConfig
+	log   *slog.Logger
+	ready chan struct{}
+}
+
+// NewServer validates cfg. It starts nothing.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	var errs []error
+	if cfg.Socket == "" {
+		errs = append(errs, errors.New("socket: required"))
+	}
+	if cfg.Backend == nil {
+		errs = append(errs, errors.New("backend: required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("api config: %w", err)
+	}
+	if cfg.Mode == 0 {
+		cfg.Mode = 0o600
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: lg.With("component", "api"), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the socket accepts connections.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Run listens on the socket and serves until ctx ends, then stops accepting,
+// lets in-flight requests finish briefly, and removes the socket.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := listenUnix(s.cfg.Socket, s.cfg.Mode)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(s.cfg.Socket)
+	// Streams end with the server's context; requests see it as their base.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1) // buffered: Serve's result is read once, maybe never
+	go func() { errc <- srv.Serve(ln) }()
+	close(s.ready)
+	s.log.Info("api listening", "socket", s.cfg.Socket)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve api: %w", err)
+	case <-ctx.Done():
+	}
+	cancelBase() // end event streams so Shutdown need not wait for them
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("api shutdown", "err", err)
+		srv.Close()
+	}
+	return nil
+}
+
+// listenUnix binds the socket under a temporary name, sets its mode and
+// renames it into place, so it is never reachable with looser permissions.
+// A socket file left by a crashed agent is replaced; a live one is not.
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another agent is serving on %s (stop it, or give this one another --socket)", path)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, mode); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("move socket into place at %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	b := s.cfg.Backend
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, b.Info(r.Context()), nil)
+	})
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		m, err := b.Members(r.Context())
+		s.reply(w, m, err)
+	})
+	mux.HandleFunc("GET /v1/token", func(w http.ResponseWriter, r *http.Request) {
+		t, err := b.Token(r.Context())
+		s.reply(w, TokenResponse{Token: t}, err)
+	})
+	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			s.reply(w, nil, err)
+			return
+		}
+		resp, err := b.Join(r.Context(), req)
+		s.reply(w, resp, err)
+	})
+	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, struct{}{}, b.Leave(r.Context()))
+	})
+	mux.HandleFunc("GET /v1/events", s.serveEvents)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, nil, Errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// serveEvents streams NDJSON, one event per line, flushed per event.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := EventsRequest{Filters: q["filter"]}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.reply(w, nil, Errorf(http.StatusBadRequest, "after=%q: want a sequence number", v))
+			return
+		}
+		req.After = n
+	}
+	if v := q.Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			s.reply(w, nil, Errorf(http.StatusBadRequest, "since=%q: want a positive duration like 10m", v))
+			return
+		}
+		req.Since = d
+	}
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	started := false
+	err := s.cfg.Backend.Events(r.Context(), req, func(ev Event) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			started = true
+		}
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	})
+	if err != nil && !started {
+		s.reply(w, nil, err)
+		return
+	}
+	if !started {
+		// No event before the stream ended: send the headers anyway so the
+		// client sees a clean, empty stream rather than an error.
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, "decode request body: %v", err)
+	}
+	return nil
+}
+
+// reply writes v as JSON, or err as an Error body.
+func (s *Server) reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		var ae *Error
+		if !errors.As(err, &ae) {
+			ae = &Error{Status: http.StatusInternalServerError, Message: err.Error()}
+		}
+		if ae.Status == 0 {
+			ae.Status = http.StatusInternalServerError
+		}
+		w.WriteHeader(ae.Status)
+		json.NewEncoder(w).Encode(ae)
+		return
+	}
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		s.log.Debug("write response", "err", err)
+	}
+}

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Version is the API's path prefix; a breaking change gets a new one.
+const Version = "v1"
+
+// Member is one cluster member, as `orch members` shows it.
+type Member struct {
+	Name string `json:"name"`
+	// ID is the stable node ID; empty for members that are not orch agents.
+	ID      string `json:"id,omitempty"`
+	Address string `json:"address"`
+	// Status is alive, leaving, left or failed.
+	Status string            `json:"status"`
+	Labels map[string]string `json:"labels"`
+	// Created is when the node first started with its data dir; age is
+	// counted from it. Absent for members that are not orch agents.
+	Created *time.Time `json:"created,omitempty"`
+	// Orch is false for members that are not orch agents (a stock serf
+	// agent holding the key, say): shown, never given work.
+	Orch bool `json:"orch"`
+	// Self marks the member answering the request.
+	Self bool              `json:"self"`
+	Tags map[string]string `json:"tags"`
+}
+
+// Info describes the agent answering.
+type Info struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	// Cluster is the cluster's short ID; empty until the agent is a member.
+	Cluster string `json:"cluster,omitempty"`
+	// GossipAddr is the gossip address the agent advertises.
+	GossipAddr string `json:"gossip_addr,omitempty"`
+}
+
+// TokenResponse carries the cluster's join token.
+type TokenResponse struct {
+	Token string `json:"token"`
+}
+
+// JoinRequest asks the agent to join the members at Addresses. Token is
+// needed when the agent is still alone in a cluster of its own.
+type JoinRequest struct {
+	Token     string   `json:"token,omitempty"`
+	Addresses []string `json:"addresses"`
+}
+
+// JoinResponse reports how many addresses answered.
+type JoinResponse struct {
+	Contacted int `json:"contacted"`
+}
+
+// Event is one entry of the event stream; `orch events` prints it as one
+// line of JSON.
+type Event struct {
+	Time       time.Time         `json:"time"`
+	Seq        uint64            `json:"seq"`
+	Type       string            `json:"type"`
+	Action     string            `json:"action"`
+	Node       string            `json:"node"`
+	Subject    string            `json:"subject"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+// EventTimeFormat is how an Event's time is written: RFC 3339 in UTC with
+// exactly nine fractional digits. A fixed width keeps lines from every node
+// sortable as plain strings (time.RFC3339Nano trims trailing zeros).
+const EventTimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// MarshalJSON writes Time in [EventTimeFormat] and attributes as {} when
+// there are none.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	p := struct {
+		plain
+		Time string `json:"time"`
+	}{plain: plain(e), Time: e.Time.UTC().Format(EventTimeFormat)}
+	if p.Attributes == nil {
+		p.Attributes = map[string]string{}
+	}
+	return json.Marshal(p)
+}
+
+// EventsRequest selects events: Filters like "type=member" (same key
+// repeated = any of, different keys = all of), replay of retained events
+// after a sequence number or younger than Since, then the live stream.
+type EventsRequest struct {
+	Filters []string
+	After   uint64
+	Since   time.Duration
+}
+
+// Error is the body of every failed request, and the error the Client
+// returns for it.
+type Error struct {
+	// Status is the HTTP status; not part of the body.
+	Status  int    `json:"-"`
+	Message string `json:"error"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error with the given HTTP status, for a Backend to say
+// how a failure should be reported (400 for bad input, 409 for conflicts,
+// 503 while not ready). Other errors are reported as 500.
+func Errorf(status int, format string, args ...any) error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest wraps err as a 400 error.
+func BadRequest(err error) error {
+	return &Error{Status: http.StatusBadRequest, Message: err.Error()}
+}

@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/gossip"
+)
+
+// Defaults of the agent's settings.
+const (
+	DefaultDataDir = "/var/lib/orch"
+	DefaultProfile = string(gossip.ProfileLAN)
+)
+
+var labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+
+// Config configures an [Agent]. The CLI maps flags and the config file onto
+// it; see docs/cli.md for the keys.
+type Config struct {
+	// Name is the node's name in the cluster, a lower-case DNS label.
+	// Default: the host name, lower-cased. A data dir remembers the name it
+	// was created with; starting it under another name is an error.
+	Name string
+	// DataDir holds the node's identity, the cluster secrets and the serf
+	// snapshot. Default /var/lib/orch. Created (0700) if missing.
+	DataDir string
+	// Socket is the API's unix socket (mode 0600). Default /run/orch/orch.sock.
+	Socket string
+	// Bind is the gossip address (TCP and UDP). Default 0.0.0.0:7946.
+	Bind netip.AddrPort
+	// Advertise is the address peers use to reach this node. Zero means the
+	// bind address, or the host's first private address.
+	Advertise netip.Addr
+	// Labels are this node's labels (k=v), gossiped to every member, for
+	// placement constraints.
+	Labels map[string]string
+	// Token is the join token of the cluster to join; needed, with Join,
+	// the first time a node joins. Empty: found a new cluster, or rejoin
+	// the one in the data dir.
+	Token string
+	// Join lists members to join at start (host or host:port), retried
+	// with backoff until one answers.
+	Join []string
+	// Profile selects failure-detection timings: "lan" (default, like
+	// serf) or "fast" (about 1–2 s detection on a quiet LAN).
+	Profile string
+	// Version is the build's version, reported by the API.
+	Version string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig spells out every default; Name is the host name.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Name:    strings.ToLower(host),
+		DataDir: DefaultDataDir,
+		Socket:  api.DefaultSocket,
+		Bind:    netip.AddrPortFrom(netip.IPv4Unspecified(), gossip.DefaultPort),
+		Profile: DefaultProfile,
+		Version: "dev",
+	}
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if !gossip.ValidName(c.Name) {
+		errs = append(errs, fmt.Errorf("name %q: must be a lower-case DNS label (a-z, 0-9, '-', at most 63 characters)", c.Name))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir: required"))
+	}
+	if c.Socket == "" {
+		errs = append(errs, errors.New("socket: required"))
+	}
+	if !c.Bind.IsValid() {
+		errs = append(errs, errors.New("bind: required (IP:PORT)"))
+	}
+	if !slices.Contains(gossip.Profiles, gossip.Profile(c.Profile)) {
+		errs = append(errs, fmt.Errorf("profile %q: want one of %v", c.Profile, gossip.Profiles))
+	}
+	if c.Token != "" {
+		if _, err := gossip.ParseToken(c.Token); err != nil {
+			errs = append(errs, fmt.Errorf("token: %w", err))
+		}
+		if len(c.Join) == 0 {
+			errs = append(errs, errors.New("token: needs --join ADDR (the token says which cluster, the address which member to ask)"))
+		}
+	}
+	for k, v := range c.Labels {
+		if !labelKeyRE.MatchString(k) {
+			errs = append(errs, fmt.Errorf("label %q: a key is 1-63 letters, digits, '.', '_', '/', '-', starting and ending with a letter or digit", k))
+		}
+		if len(v) > 63 || strings.ContainsAny(v, "\x00\n\r\t") {
+			errs = append(errs, fmt.Errorf("label %s=%q: a value is at most 63 printable characters", k, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLabel parses a k=v label as given to --label.
+func ParseLabel(s string) (string, string, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return "", "", fmt.Errorf("label %q: want KEY=VALUE", s)
+	}
+	return k, v, nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/orchproject/orch/agent"
+)
+
+// fileConfig is the --config file: JSON whose keys mirror the flags.
+// Unknown keys are an error, so a typo cannot silently change nothing.
+type fileConfig struct {
+	Name      *string           `json:"name"`
+	Bind      *string           `json:"bind"`
+	Advertise *string           `json:"advertise"`
+	DataDir   *string           `json:"data_dir"`
+	Socket    *string           `json:"socket"`
+	Labels    map[string]string `json:"labels"`
+	Token     *string           `json:"token"`
+	Join      []string          `json:"join"`
+	Profile   *string           `json:"profile"`
+	LogLevel  *string           `json:"log_level"`
+	LogFormat *string           `json:"log_format"`
+}
+
+// parseFileConfig decodes a config file strictly.
+func parseFileConfig(b []byte) (fileConfig, error) {
+	var fc fileConfig
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return fileConfig{}, err
+	}
+	if dec.More() {
+		return fileConfig{}, errors.New("trailing data after the JSON object")
+	}
+	return fc, nil
+}
+
+// agentFlags holds the raw flag values of `orch agent`.
+type agentFlags struct {
+	name, bind, advertise, dataDir, token, profile, configFile string
+	logLevel, logFormat                                        string
+	labels, join                                               []string
+}
+
+func newAgentCmd(g *globals) *cobra.Command {
+	var f agentFlags
+	def := agent.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the orch agent on this node",
+		Long: `Run the orch agent on this node.
+
+Without --token the agent founds a new cluster (or, with a data dir from an
+earlier run, rejoins its cluster by itself). With --token and --join it joins
+an existing cluster: it checks the cluster's identity pinned in the token,
+proves the token's secret, and only then receives the gossip key.
+
+Settings come from defaults, then --config FILE (JSON, keys as the flags with
+'_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
+token, join ["addr"], profile, log_level, log_format), then flags.`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.toConfig(cmd.Flags(), g.socket, cmd.Flags().Changed("socket"))
+			if err != nil {
+				return err
+			}
+			cfg.Version = buildVersion()
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", def.Name, "node name, a lower-case DNS label (default: the host name)")
+	fl.StringVar(&f.bind, "bind", def.Bind.String(), "gossip address, TCP and UDP (IP:PORT)")
+	fl.StringVar(&f.advertise, "advertise", "", "address peers reach this node at (default: the bind address, or the first private address)")
+	fl.StringVar(&f.dataDir, "data-dir", def.DataDir, "directory for the node identity, cluster secrets and gossip snapshot")
+	fl.StringArrayVar(&f.labels, "label", nil, "node label KEY=VALUE (repeatable)")
+	fl.StringVar(&f.token, "token", "", "join token of the cluster to join (from \"orch token\" on a member)")
+	fl.StringArrayVar(&f.join, "join", nil, "member to join, HOST[:PORT] (repeatable; retried with backoff)")
+	fl.StringVar(&f.profile, "profile", def.Profile, "failure-detection timings: lan (like serf) or fast (~1-2 s detection)")
+	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// config merges defaults < config file < flags into an agent.Config.
+func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (agent.Config, error) {
+	if f.configFile != "" {
+		b, err := os.ReadFile(f.configFile)
+		if err != nil {
+			return agent.Config{}, fmt.Errorf("read config: %w", err)
+		}
+		fc, err := parseFileConfig(b)
+		if err != nil {
+			return agent.Config{}, usageError{fmt.Errorf("config file %s: %w", f.configFile, err)}
+		}
+		set := func(flag string, dst *string, v *string) {
+			if v != nil && !fs.Changed(flag) {
+				*dst = *v
+			}
+		}
+		set("name", &f.name, fc.Name)
+		set("bind", &f.bind, fc.Bind)
+		set("advertise", &f.advertise, fc.Advertise)
+		set("data-dir", &f.dataDir, fc.DataDir)
+		set("token", &f.token, fc.Token)
+		set("profile", &f.profile, fc.Profile)
+		set("log-level", &f.logLevel, fc.LogLevel)
+		set("log-format", &f.logFormat, fc.LogFormat)
+		if fc.Socket != nil && !socketSet {
+			socket = *fc.Socket
+		}
+		if fc.Join != nil && !fs.Changed("join") {
+			f.join = fc.Join
+		}
+		if fc.Labels != nil && !fs.Changed("label") {
+			for k, v := range fc.Labels {
+				f.labels = append(f.labels, k+"="+v)
+			}
+		}
+	}
+	cfg := agent.DefaultConfig()
+	var errs []error
+	cfg.Name = f.name
+	cfg.DataDir = f.dataDir
+	cfg.Socket = socket
+	cfg.Token = f.token
+	cfg.Join = f.join
+	cfg.Profile = f.profile
+	bind, err := parseBind(f.bind)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Bind = bind
+	if f.advertise != "" {
+		a, err := netip.ParseAddr(f.advertise)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--advertise %q: want an IP address", f.advertise))
+		}
+		cfg.Advertise = a
+	}
+	if len(f.labels) > 0 {
+		cfg.Labels = map[string]string{}
+		for _, l := range f.labels {
+			k, v, err := agent.ParseLabel(l)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			cfg.Labels[k] = v
+		}
+	}
+	logger, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Logger = logger
+	if err := errors.Join(errs...); err != nil {
+		return agent.Config{}, usageError{err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return agent.Config{}, usageError{err}
+	}
+	return cfg, nil
+}
+
+// parseBind accepts IP:PORT, :PORT or IP (default port).
+func parseBind(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	if p, ok := strings.CutPrefix(s, ":"); ok {
+		if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+			return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)), nil
+		}
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, 7946), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("--bind %q: want IP:PORT, :PORT or IP", s)
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchproject/orch/agent/api"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError marks errors in how the command was called (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// globals are the options every verb shares.
+type globals struct {
+	socket string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (g *globals) client() *api.Client { return api.NewClient(g.socket) }
+
+// run executes the CLI and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsageError(err) {
+		fmt.Fprintf(stderr, "orch: %v\n\n", err)
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprint(stderr, cmd.UsageString())
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "orch: %v\n", err)
+	return exitError
+}
+
+// isCobraUsageError recognises the errors cobra itself returns for unknown
+// commands and bad arguments; it has no typed errors for them.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "invalid argument", "flag needs an argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "orch",
+		Short: "A leaderless cluster node agent: gossip membership, containers, overlay, DNS",
+		Long: `orch runs one agent on every node. Agents find each other by gossip,
+trust only nodes that showed the cluster's join token, and report what
+happens as a stream of events.
+
+Start a cluster:       orch agent
+Print its join token:  orch token
+Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running agent, orch join --token TOKEN ADDR)`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          argsUsage(cobra.NoArgs),
+		// A bare "orch" prints help and exits 0, like docker and serf.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	socketDefault := os.Getenv(api.SocketEnv)
+	if socketDefault == "" {
+		socketDefault = api.DefaultSocket
+	}
+	root.PersistentFlags().StringVar(&g.socket, "socket", socketDefault, "the agent's API unix socket (env "+api.SocketEnv+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newAgentCmd(g),
+		newTokenCmd(g),
+		newJoinCmd(g),
+		newLeaveCmd(g),
+		newMembersCmd(g),
+		newEventsCmd(g),
+		newVersionCmd(g),
+	)
+	return root
+}
+
+// argsUsage wraps a cobra.PositionalArgs so its errors are usage errors.
+func argsUsage(f cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := f(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,117 @@
+package gossip
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/hashicorp/serf/serf"
+)
+
+// Status is a member's state as this node sees it.
+type Status string
+
+const (
+	StatusAlive   Status = "alive"
+	StatusLeaving Status = "leaving"
+	StatusLeft    Status = "left"
+	StatusFailed  Status = "failed"
+	StatusUnknown Status = "unknown"
+)
+
+// Action is what happened to members in a [MemberEvent].
+type Action string
+
+const (
+	ActionJoin   Action = "join"
+	ActionLeave  Action = "leave"
+	ActionFailed Action = "failed"
+	ActionUpdate Action = "update"
+	ActionReap   Action = "reap"
+)
+
+// Member is a read-only snapshot of one cluster member.
+type Member struct {
+	Name string
+	// ID is the stable node ID; empty for members that are not orch agents.
+	ID     string
+	Addr   netip.AddrPort
+	Status Status
+	// Tags holds every tag, reserved ones included.
+	Tags map[string]string
+	// Orch reports whether the member is an orch agent of a compatible
+	// protocol; only those may be given work.
+	Orch bool
+}
+
+// MemberEvent reports a change to one or more members.
+type MemberEvent struct {
+	Action  Action
+	Members []Member
+}
+
+// Members returns every member this node knows, itself included, sorted by
+// name. It returns nil before the node runs.
+func (n *Node) Members() []Member {
+	s := n.currentSerf()
+	if s == nil {
+		return nil
+	}
+	ms := s.Members()
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, fromSerf(m))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LocalName is this node's name.
+func (n *Node) LocalName() string { return n.cfg.Name }
+
+func fromSerf(m serf.Member) Member {
+	ip, _ := netip.AddrFromSlice(m.Addr)
+	tags := cloneTags(m.Tags)
+	return Member{
+		Name:   m.Name,
+		ID:     tags[TagID],
+		Addr:   netip.AddrPortFrom(ip.Unmap(), m.Port),
+		Status: memberStatus(m.Status),
+		Tags:   tags,
+		Orch:   tags[TagRole] == RoleOrch && compatibleProto(tags[TagProto]),
+	}
+}
+
+// compatibleProto reports whether a member speaks this build's protocol.
+func compatibleProto(v string) bool {
+	return v == ProtocolVersion
+}
+
+func memberStatus(s serf.MemberStatus) Status {
+	switch s {
+	case serf.StatusAlive:
+		return StatusAlive
+	case serf.StatusLeaving:
+		return StatusLeaving
+	case serf.StatusLeft:
+		return StatusLeft
+	case serf.StatusFailed:
+		return StatusFailed
+	}
+	return StatusUnknown
+}
+
+func memberAction(t serf.EventType) Action {
+	switch t {
+	case serf.EventMemberJoin:
+		return ActionJoin
+	case serf.EventMemberLeave:
+		return ActionLeave
+	case serf.EventMemberFailed:
+		return ActionFailed
+	case serf.EventMemberUpdate:
+		return ActionUpdate
+	case serf.EventMemberReap:
+		return ActionReap
+	}
+	return Action(t.String())
+}

@@ -1,0 +1,599 @@
+package gossip
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+)
+
+const (
+	snapshotFile = "serf.snapshot"
+	// serfEventBuf lets serf hand over bursts of member events (a mass
+	// failure, a large join) without waiting for the pump.
+	serfEventBuf = 1024
+	// deadNodeReclaim is how soon a failed node may come back on a new
+	// address: at once. memberlist's default (never) would leave a node that
+	// restarts on another address shown as failed until its next push/pull.
+	// A different node (another ID) claiming a failed member's name is
+	// refused by the join handshake and the merge guard instead.
+	deadNodeReclaim = time.Nanosecond
+	// joinBackoffMax caps the wait between attempts to join.
+	joinBackoffMax = 30 * time.Second
+)
+
+var (
+	// ErrNotRunning is returned by methods that need a running member.
+	ErrNotRunning = errors.New("not a cluster member yet")
+	// ErrNotAlone is returned when a node that already has peers is asked
+	// to join another cluster.
+	ErrNotAlone = errors.New("this node already has peers in its cluster")
+)
+
+// Node is this agent's membership in a cluster: the gossip sockets, the
+// cluster secrets and a serf instance.
+//
+// New starts nothing; Run binds the port, founds or joins a cluster and
+// serves until its context ends. Other methods are safe for concurrent use
+// and return ErrNotRunning before Run has started serf.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	ready     chan struct{} // closed once serf runs for the first time
+	readyOnce sync.Once
+
+	switchMu sync.Mutex // serialises cluster switches and Leave
+
+	mu       sync.Mutex
+	mux      *muxTransport
+	advert   netip.Addr
+	serf     *serf.Serf
+	view     *transportView
+	secrets  *Secrets
+	pumpDone chan struct{}
+	left     bool
+}
+
+// New validates cfg and returns a Node that has not started.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gossip config: %w", err)
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	cfg.Tags = cloneTags(cfg.Tags)
+	cfg.Join = append([]string(nil), cfg.Join...)
+	return &Node{cfg: cfg, log: lg.With("component", "gossip"), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the node gossips (it has founded or joined a cluster).
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Addr is the bound gossip address, valid once Ready is closed.
+func (n *Node) Addr() netip.AddrPort {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mux == nil {
+		return netip.AddrPort{}
+	}
+	return n.mux.Addr()
+}
+
+// JunkConns counts TCP connections to the gossip port that spoke no known
+// protocol.
+func (n *Node) JunkConns() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mux == nil {
+		return 0
+	}
+	return n.mux.JunkConns()
+}
+
+// Run binds the gossip port, obtains the cluster secrets (loading them,
+// fetching them with the configured token, or founding a new cluster),
+// starts serf and serves until ctx ends. It does not leave the cluster on
+// the way out: a stopped agent is a failed member until it returns, which
+// is what a restart wants. Call Leave first for a graceful goodbye.
+func (n *Node) Run(ctx context.Context) error {
+	mux, err := listenMux(n.cfg.Bind)
+	if err != nil {
+		return fmt.Errorf("bind gossip port: %w", err)
+	}
+	advert, err := n.cfg.advertiseAddr()
+	if err != nil {
+		mux.Close()
+		return err
+	}
+	n.mu.Lock()
+	n.mux, n.advert = mux, advert
+	n.mu.Unlock()
+	mux.Handle(StreamJoin, n.serveJoinStream)
+	defer func() {
+		n.stopSerf()
+		if err := mux.Close(); err != nil {
+			n.log.Warn("close gossip sockets", "err", err)
+		}
+	}()
+
+	secrets, err := n.obtainSecrets(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if err := n.startSerf(secrets); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if len(n.cfg.Join) > 0 {
+		wg.Go(func() { n.joinWithRetry(ctx, n.cfg.Join) })
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// obtainSecrets loads the node's secrets, or fetches them with the token
+// from a join address, or founds a new cluster.
+func (n *Node) obtainSecrets(ctx context.Context) (*Secrets, error) {
+	s, err := LoadSecrets(n.cfg.DataDir)
+	if err == nil {
+		if n.cfg.Token != nil {
+			if fp, _ := s.Fingerprint(); fp != n.cfg.Token.Fingerprint {
+				return nil, fmt.Errorf("the data dir %s holds the secrets of another cluster than --token names; remove the data dir to switch clusters", n.cfg.DataDir)
+			}
+		}
+		n.log.Info("loaded cluster secrets", "data_dir", n.cfg.DataDir)
+		return s, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if len(n.cfg.Join) > 0 {
+		if n.cfg.Token == nil {
+			return nil, errors.New("joining a cluster for the first time needs its join token (--token; print it with \"orch token\" on a member)")
+		}
+		s, err := n.fetchWithRetry(ctx, n.cfg.Join, *n.cfg.Token)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Save(n.cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("save cluster secrets: %w", err)
+		}
+		return s, nil
+	}
+	if n.cfg.Token != nil {
+		return nil, errors.New("--token needs --join ADDR: the token says which cluster, the address which member to ask")
+	}
+	s, err = NewSecrets()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Save(n.cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("save cluster secrets: %w", err)
+	}
+	id, _ := s.ClusterID()
+	n.log.Info("founded a new cluster", "cluster", id)
+	return s, nil
+}
+
+// fetchWithRetry asks each join address in turn for the secrets. Network
+// failures are retried with backoff; a refusal or an identity mismatch is
+// final, since retrying cannot change the answer.
+func (n *Node) fetchWithRetry(ctx context.Context, addrs []string, tok Token) (*Secrets, error) {
+	backoff := 500 * time.Millisecond
+	for {
+		var errs []error
+		for _, a := range addrs {
+			s, err := FetchSecrets(ctx, withDefaultPort(a), tok, n.cfg.Name, n.cfg.ID)
+			if err == nil {
+				n.log.Info("received cluster secrets", "peer", a)
+				return s, nil
+			}
+			if errors.Is(err, ErrJoinRefused) || errors.Is(err, ErrIdentityMismatch) {
+				return nil, err
+			}
+			errs = append(errs, err)
+		}
+		n.log.Warn("join attempt failed, retrying", "err", errors.Join(errs...), "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, joinBackoffMax)
+	}
+}
+
+// joinWithRetry gossips with the join addresses until one answers.
+func (n *Node) joinWithRetry(ctx context.Context, addrs []string) {
+	backoff := 500 * time.Millisecond
+	for {
+		s := n.currentSerf()
+		if s == nil {
+			return
+		}
+		joined, err := s.Join(withDefaultPorts(addrs), true)
+		if joined > 0 {
+			n.log.Info("joined cluster", "contacted", joined)
+			return
+		}
+		n.log.Warn("join failed, retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, joinBackoffMax)
+	}
+}
+
+// Join makes this node gossip with the given members. With a token for
+// another cluster than the node's own, the node must be alone: it fetches
+// that cluster's secrets, drops its own and joins. It returns how many
+// addresses it contacted.
+func (n *Node) Join(ctx context.Context, addrs []string, tok *Token) (int, error) {
+	n.switchMu.Lock()
+	defer n.switchMu.Unlock()
+	s := n.currentSerf()
+	if s == nil {
+		return 0, ErrNotRunning
+	}
+	if tok != nil {
+		cur := n.currentSecrets()
+		fp, _ := cur.Fingerprint()
+		if fp == tok.Fingerprint && subtle.ConstantTimeCompare(tok.Secret, cur.JoinSecret) != 1 {
+			return 0, fmt.Errorf("%w: wrong join secret: the token is not (or no longer) this cluster's", ErrJoinRefused)
+		}
+		if fp != tok.Fingerprint {
+			if peers := n.livePeers(); peers > 0 {
+				return 0, fmt.Errorf("%w (%d alive); a member cannot switch clusters (remove its data dir and start it with --token)", ErrNotAlone, peers)
+			}
+			sec, err := n.fetchFirst(ctx, addrs, *tok)
+			if err != nil {
+				return 0, err
+			}
+			if err := n.switchCluster(sec); err != nil {
+				return 0, err
+			}
+			s = n.currentSerf()
+		}
+	}
+	joined, err := s.Join(withDefaultPorts(addrs), true)
+	if joined == 0 {
+		return 0, fmt.Errorf("join %v: %w", addrs, err)
+	}
+	return joined, nil
+}
+
+func (n *Node) fetchFirst(ctx context.Context, addrs []string, tok Token) (*Secrets, error) {
+	var errs []error
+	for _, a := range addrs {
+		sec, err := FetchSecrets(ctx, withDefaultPort(a), tok, n.cfg.Name, n.cfg.ID)
+		if err == nil {
+			return sec, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// switchCluster replaces a lone node's cluster with another's.
+func (n *Node) switchCluster(sec *Secrets) error {
+	n.stopSerf()
+	if err := os.Remove(filepath.Join(n.cfg.DataDir, snapshotFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove old snapshot: %w", err)
+	}
+	if err := sec.Save(n.cfg.DataDir); err != nil {
+		return fmt.Errorf("save cluster secrets: %w", err)
+	}
+	id, _ := sec.ClusterID()
+	n.log.Info("switched to another cluster", "cluster", id)
+	return n.startSerf(sec)
+}
+
+// Leave says goodbye to the cluster and waits until the others have heard
+// it or ctx ends. The node stays up, answering nothing, until Run returns.
+func (n *Node) Leave(ctx context.Context) error {
+	n.switchMu.Lock()
+	defer n.switchMu.Unlock()
+	s := n.currentSerf()
+	if s == nil {
+		return ErrNotRunning
+	}
+	done := make(chan error, 1) // buffered: the goroutine must not block if ctx wins
+	go func() { done <- s.Leave() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("leave: %w", err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("leave: %w", ctx.Err())
+	}
+	n.mu.Lock()
+	n.left = true
+	n.mu.Unlock()
+	return nil
+}
+
+// SetTags replaces the agent's tags (the reserved ones are kept).
+func (n *Node) SetTags(tags map[string]string) error {
+	c := n.cfg
+	c.Tags = tags
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.cfg.Tags = cloneTags(tags)
+	s := n.serf
+	n.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.SetTags(c.allTags())
+}
+
+// Token returns the cluster's join token.
+func (n *Node) Token() (Token, error) {
+	s := n.currentSecrets()
+	if s == nil {
+		return Token{}, ErrNotRunning
+	}
+	return s.Token()
+}
+
+// ClusterID returns the cluster's short ID.
+func (n *Node) ClusterID() (string, error) {
+	s := n.currentSecrets()
+	if s == nil {
+		return "", ErrNotRunning
+	}
+	return s.ClusterID()
+}
+
+func (n *Node) currentSerf() *serf.Serf {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.serf
+}
+
+func (n *Node) currentSecrets() *Secrets {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.secrets
+}
+
+// startSerf creates serf on the mux with the given secrets.
+func (n *Node) startSerf(sec *Secrets) error {
+	clusterID, err := sec.ClusterID()
+	if err != nil {
+		return err
+	}
+	mlc, err := n.cfg.Profile.memberlistConfig()
+	if err != nil {
+		return err
+	}
+	keyring, err := memberlist.NewKeyring(sec.Keys, sec.Keys[0])
+	if err != nil {
+		return fmt.Errorf("gossip keyring: %w", err)
+	}
+	n.mu.Lock()
+	mux, advert := n.mux, n.advert
+	n.mu.Unlock()
+	view := mux.attach(advert)
+
+	stdlog := newStdLogger(n.log)
+	mlc.Name = n.cfg.Name
+	mlc.Transport = view
+	mlc.AdvertiseAddr = advert.String()
+	mlc.AdvertisePort = int(mux.Addr().Port())
+	mlc.Keyring = keyring
+	mlc.GossipVerifyIncoming = true
+	mlc.GossipVerifyOutgoing = true
+	mlc.Label = "orch-" + clusterID
+	mlc.DeadNodeReclaimTime = deadNodeReclaim
+	mlc.UDPBufferSize = udpBufferSize(advert)
+	mlc.Logger = stdlog
+
+	eventCh := make(chan serf.Event, serfEventBuf)
+	sc := serf.DefaultConfig()
+	sc.NodeName = n.cfg.Name
+	sc.Tags = n.cfg.allTags()
+	sc.MemberlistConfig = mlc
+	sc.EventCh = eventCh
+	sc.SnapshotPath = filepath.Join(n.cfg.DataDir, snapshotFile)
+	sc.KeyringFile = filepath.Join(n.cfg.DataDir, keyringFile)
+	sc.Merge = mergeGuard{n}
+	sc.ValidateNodeNames = true
+	sc.Logger = stdlog
+	sc.LogOutput = nil
+
+	s, err := serf.Create(sc)
+	if err != nil {
+		view.Shutdown()
+		return fmt.Errorf("start serf: %w", err)
+	}
+	pumpDone := make(chan struct{})
+	go n.pump(eventCh, s.ShutdownCh(), pumpDone)
+	n.mu.Lock()
+	n.serf, n.view, n.secrets, n.pumpDone = s, view, sec, pumpDone
+	n.mu.Unlock()
+	n.readyOnce.Do(func() { close(n.ready) })
+	n.log.Info("gossip started", "node", n.cfg.Name, "addr", netip.AddrPortFrom(advert, mux.Addr().Port()), "cluster", clusterID, "profile", n.cfg.Profile)
+	return nil
+}
+
+func (n *Node) stopSerf() {
+	n.mu.Lock()
+	s, view, done := n.serf, n.view, n.pumpDone
+	n.serf, n.view, n.pumpDone = nil, nil, nil
+	n.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if err := s.Shutdown(); err != nil {
+		n.log.Warn("stop serf", "err", err)
+	}
+	view.Shutdown()
+	<-done
+}
+
+// pump turns serf events into MemberEvents for OnEvent until serf stops.
+func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case ev := <-ch:
+			me, ok := ev.(serf.MemberEvent)
+			if !ok || n.cfg.OnEvent == nil {
+				continue
+			}
+			out := MemberEvent{Action: memberAction(me.Type)}
+			for _, m := range me.Members {
+				out.Members = append(out.Members, fromSerf(m))
+			}
+			n.cfg.OnEvent(out)
+		case <-shutdown:
+			return
+		}
+	}
+}
+
+// serveJoinStream answers a join handshake with the current secrets.
+func (n *Node) serveJoinStream(conn net.Conn) {
+	sec := n.currentSecrets()
+	if sec == nil {
+		conn.Close()
+		return
+	}
+	if err := serveJoin(conn, sec, n.admit); err != nil {
+		n.log.Warn("join handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	n.log.Info("admitted a node", "remote", conn.RemoteAddr().String())
+}
+
+// admit refuses a name that a different node (another ID) holds, unless
+// that node has left.
+func (n *Node) admit(name, id string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("node name %q is not a lower-case DNS label", name)
+	}
+	if id == "" {
+		return errors.New("the joining node sent no node ID")
+	}
+	if name == n.cfg.Name && id != n.cfg.ID {
+		return fmt.Errorf("node name %q is taken by the member answering this join; start the new node with another --name", name)
+	}
+	for _, m := range n.Members() {
+		if m.Name == name && m.ID != id && m.Status != StatusLeft {
+			return fmt.Errorf("node name %q is taken by another node (id %s, %s at %s); start the new node with another --name", name, m.ID, m.Status, m.Addr)
+		}
+	}
+	return nil
+}
+
+// livePeers counts other members that are alive.
+func (n *Node) livePeers() int {
+	c := 0
+	for _, m := range n.Members() {
+		if m.Name != n.cfg.Name && m.Status == StatusAlive {
+			c++
+		}
+	}
+	return c
+}
+
+// mergeGuard refuses to merge state in which a known name comes with a
+// different node ID: two nodes claiming one name must not both be members.
+type mergeGuard struct{ n *Node }
+
+func (g mergeGuard) NotifyMerge(members []*serf.Member) error {
+	known := make(map[string]Member)
+	for _, m := range g.n.Members() {
+		known[m.Name] = m
+	}
+	for _, m := range members {
+		id, ok := m.Tags[TagID]
+		if !ok {
+			continue // not an orch agent; shown, never trusted
+		}
+		if m.Name == g.n.cfg.Name && id != g.n.cfg.ID {
+			return fmt.Errorf("member %q with node ID %s claims this node's name", m.Name, id)
+		}
+		if k, ok := known[m.Name]; ok && k.ID != "" && k.ID != id && k.Status == StatusAlive {
+			return fmt.Errorf("member %q with node ID %s conflicts with alive node ID %s", m.Name, id, k.ID)
+		}
+	}
+	return nil
+}
+
+func withDefaultPorts(addrs []string) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = withDefaultPort(a)
+	}
+	return out
+}
+
+// withDefaultPort adds the gossip port to an address given without one.
+func withDefaultPort(a string) string {
+	if _, _, err := net.SplitHostPort(a); err == nil {
+		return a
+	}
+	return net.JoinHostPort(a, strconv.Itoa(DefaultPort))
+}
+
+func cloneTags(t map[string]string) map[string]string {
+	c := make(map[string]string, len(t))
+	for k, v := range t {
+		c[k] = v
+	}
+	return c
+}
+
+// newStdLogger adapts serf's and memberlist's log.Logger output, lines like
+// "[WARN] memberlist: ...", to slog at the matching level.
+func newStdLogger(l *slog.Logger) *log.Logger {
+	return log.New(stdlogWriter{l}, "", 0)
+}
+
+type stdlogWriter struct{ l *slog.Logger }
+
+func (w stdlogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r') {
+		msg = msg[:len(msg)-1]
+	}
+	level := slog.LevelInfo
+	for _, lv := range []struct {
+		tag string
+		l   slog.Level
+	}{{"[DEBUG] ", slog.LevelDebug}, {"[INFO] ", slog.LevelInfo}, {"[WARN] ", slog.LevelWarn}, {"[ERR] ", slog.LevelWarn}, {"[ERROR] ", slog.LevelWarn}} {
+		if len(msg) >= len(lv.tag) && msg[:len(lv.tag)] == lv.tag {
+			level, msg = lv.l, msg[len(lv.tag):]
+			break
+		}
+	}
+	w.l.Log(context.Background(), level, msg)
+	return len(p), nil
+}
