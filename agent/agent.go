@@ -63,7 +63,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{})}
 
-	bus, err := events.New(events.Config{Node: cfg.Name, Logger: lg.With("component", "events")})
+	bus, err := events.New(events.Config{Node: cfg.Name, Logger: lg})
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -144,8 +143,19 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if len(n.cfg.Join) > 0 {
-		wg.Go(func() { n.joinWithRetry(ctx, n.cfg.Join) })
+	switch {
+	case len(n.cfg.Join) > 0:
+		wg.Go(func() { n.joinWithRetry(ctx, n.cfg.Join, false) })
+	default:
+		// A restart: find the cluster again through the members this node
+		// knew, until one answers or somebody else reaches us first.
+		peers, err := loadPeers(n.cfg.DataDir)
+		if err != nil {
+			n.log.Warn("cannot read remembered peers", "err", err)
+		}
+		if len(peers) > 0 {
+			wg.Go(func() { n.joinWithRetry(ctx, peers, true) })
+		}
 	}
 	<-ctx.Done()
 	return nil
@@ -223,12 +233,13 @@ func (n *Node) fetchWithRetry(ctx context.Context, addrs []string, tok Token) (*
 	}
 }
 
-// joinWithRetry gossips with the join addresses until one answers.
-func (n *Node) joinWithRetry(ctx context.Context, addrs []string) {
+// joinWithRetry gossips with the join addresses until one answers. With
+// untilPeer it also stops as soon as any other member is alive.
+func (n *Node) joinWithRetry(ctx context.Context, addrs []string, untilPeer bool) {
 	backoff := 500 * time.Millisecond
 	for {
 		s := n.currentSerf()
-		if s == nil {
+		if s == nil || (untilPeer && n.livePeers() > 0) {
 			return
 		}
 		joined, err := s.Join(withDefaultPorts(addrs), true)
@@ -258,18 +269,17 @@ func (n *Node) Join(ctx context.Context, addrs []string, tok *Token) (int, error
 		return 0, ErrNotRunning
 	}
 	if tok != nil {
-		cur := n.currentSecrets()
-		fp, _ := cur.Fingerprint()
-		if fp == tok.Fingerprint && subtle.ConstantTimeCompare(tok.Secret, cur.JoinSecret) != 1 {
-			return 0, fmt.Errorf("%w: wrong join secret: the token is not (or no longer) this cluster's", ErrJoinRefused)
+		// Always shake hands: it proves the addresses belong to the
+		// token's cluster and the token's secret is right, whether or not
+		// that cluster is already ours.
+		sec, err := n.fetchFirst(ctx, addrs, *tok)
+		if err != nil {
+			return 0, err
 		}
-		if fp != tok.Fingerprint {
+		cur := n.currentSecrets()
+		if fp, _ := cur.Fingerprint(); fp != tok.Fingerprint {
 			if peers := n.livePeers(); peers > 0 {
 				return 0, fmt.Errorf("%w (%d alive); a member cannot switch clusters (remove its data dir and start it with --token)", ErrNotAlone, peers)
-			}
-			sec, err := n.fetchFirst(ctx, addrs, *tok)
-			if err != nil {
-				return 0, err
 			}
 			if err := n.switchCluster(sec); err != nil {
 				return 0, err
@@ -458,20 +468,33 @@ func (n *Node) stopSerf() {
 }
 
 // pump turns serf events into MemberEvents for OnEvent until serf stops.
+// It also keeps the peers file current, written once a burst of events
+// has been handled.
 func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
+	// The book starts empty and is written only once an event changes it,
+	// so a restart keeps the previous file until the node hears of peers.
+	book := newPeerBook(n.cfg.DataDir, n.cfg.Name)
 	for {
 		select {
 		case ev := <-ch:
 			me, ok := ev.(serf.MemberEvent)
-			if !ok || n.cfg.OnEvent == nil {
+			if !ok {
 				continue
 			}
 			out := MemberEvent{Action: memberAction(me.Type)}
 			for _, m := range me.Members {
 				out.Members = append(out.Members, fromSerf(m))
 			}
-			n.cfg.OnEvent(out)
+			book.apply(out)
+			if n.cfg.OnEvent != nil {
+				n.cfg.OnEvent(out)
+			}
+			if len(ch) == 0 {
+				if err := book.flush(); err != nil {
+					n.log.Warn("cannot save peers", "err", err)
+				}
+			}
 		case <-shutdown:
 			return
 		}

@@ -50,6 +50,11 @@ func ParseToken(s string) (Token, error) {
 	var t Token
 	copy(t.Fingerprint[:], fp)
 	t.Secret = sec
+	// base32's last character carries unused bits; accept only the
+	// canonical spelling so one secret has one token.
+	if !strings.EqualFold(t.String(), s) {
+		return Token{}, fmt.Errorf("%w: not in canonical form (was it edited?)", ErrBadToken)
+	}
 	return t, nil
 }
 

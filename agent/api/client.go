@@ -27,7 +27,7 @@ type ConnError struct {
 }
 
 func (e *ConnError) Error() string {
-	return fmt.Sprintf("cannot reach the agent at %s: %v", e.Socket, e.Err)
+	return fmt.Sprintf("cannot reach the agent at %s: %v (is \"orch agent\" running? set --socket or %s)", e.Socket, e.Err, SocketEnv)
 }
 
 func (e *ConnError) Unwrap() error { return e.Err }

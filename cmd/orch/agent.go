@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -39,9 +40,14 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fileConfig{}, errors.New("the file is empty (want a JSON object)")
+		}
 		return fileConfig{}, err
 	}
-	if dec.More() {
+	// Not dec.More: it reports false for a stray '}' or ']', which would
+	// let `{...}}` through.
+	if _, err := dec.Token(); err != io.EOF {
 		return fileConfig{}, errors.New("trailing data after the JSON object")
 	}
 	return fc, nil

@@ -60,11 +60,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // isCobraUsageError recognises the errors cobra itself returns for unknown
-// commands and bad arguments; it has no typed errors for them.
+// commands and bad arguments; it has no typed errors for them. Only the
+// start of the message counts: a runtime error that merely contains such
+// words (EINVAL's "invalid argument" from dialing a socket path that is too
+// long, say) is not a usage error.
 func isCobraUsageError(err error) bool {
 	msg := err.Error()
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "invalid argument", "flag needs an argument"} {
-		if strings.Contains(msg, p) {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}
