@@ -51,6 +51,11 @@ func (p Profile) memberlistConfig() (*memberlist.Config, error) {
 	return c, nil
 }
 
+// DefaultSyncInterval is how often a member runs anti-entropy with a random
+// peer. Joins trigger a sync at once; this only bounds how long a lost
+// delta can go unrepaired.
+const DefaultSyncInterval = 10 * time.Second
+
 // Reserved tags. Everything else in a member's tags is the agent's.
 const (
 	// TagRole marks orch agents; members without it (a stock serf agent
@@ -108,6 +113,12 @@ type Config struct {
 	// Join lists members (host or host:port) to join at start; tried in
 	// turn and retried with backoff until one answers or the node stops.
 	Join []string
+	// SyncInterval is how often the store syncs with a random member.
+	// Zero means DefaultSyncInterval.
+	SyncInterval time.Duration
+	// TombstoneTTL is how long deleted store entries are remembered.
+	// Zero means DefaultTombstoneTTL.
+	TombstoneTTL time.Duration
 	// OnEvent receives member events. It is called from one goroutine,
 	// in order, and must not block. Nil drops them.
 	OnEvent func(MemberEvent)
@@ -140,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir: required"))
+	}
+	if c.SyncInterval < 0 || c.TombstoneTTL < 0 {
+		errs = append(errs, errors.New("sync interval and tombstone TTL must not be negative"))
 	}
 	if _, err := c.Profile.memberlistConfig(); err != nil {
 		errs = append(errs, err)

@@ -2,11 +2,13 @@ package gossip
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -65,6 +67,11 @@ type Node struct {
 	secrets  *Secrets
 	pumpDone chan struct{}
 	left     bool
+	ueLimit  int // largest store delta sent as a serf user event
+
+	store   *Store
+	syncReq chan Member
+	pushQ   chan []Entry
 }
 
 // New validates cfg and returns a Node that has not started.
@@ -78,7 +85,16 @@ func New(cfg Config) (*Node, error) {
 	}
 	cfg.Tags = cloneTags(cfg.Tags)
 	cfg.Join = append([]string(nil), cfg.Join...)
-	return &Node{cfg: cfg, log: lg.With("component", "gossip"), ready: make(chan struct{})}, nil
+	n := &Node{
+		cfg:     cfg,
+		log:     lg.With("component", "gossip"),
+		ready:   make(chan struct{}),
+		store:   newStore(cfg.Name, cfg.TombstoneTTL),
+		syncReq: make(chan Member, syncReqBuf),
+		pushQ:   make(chan []Entry, pushQueueBuf),
+	}
+	n.store.spread = n.spread
+	return n, nil
 }
 
 // Ready is closed once the node gossips (it has founded or joined a cluster).
@@ -124,6 +140,8 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mux, n.advert = mux, advert
 	n.mu.Unlock()
 	mux.Handle(StreamJoin, n.serveJoinStream)
+	mux.Handle(StreamSync, n.serveSync)
+	mux.Handle(StreamPush, n.servePush)
 	defer func() {
 		n.stopSerf()
 		if err := mux.Close(); err != nil {
@@ -138,11 +156,23 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := n.startSerf(secrets); err != nil {
+	// The store is loaded before joining, so what this node knew is in
+	// its first sync.
+	if err := n.store.load(n.cfg.DataDir); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	bg, stopBg := context.WithCancel(context.Background())
+	defer stopBg() // the saver's final save runs once serf has stopped
+	wg.Go(func() {
+		n.store.runSaver(bg, n.cfg.DataDir, func(err error) { n.log.Error("cannot save the store", "err", err) })
+	})
+	if err := n.startSerf(secrets); err != nil {
+		return err
+	}
+	wg.Go(func() { n.runSync(ctx) })
+	wg.Go(func() { n.runPusher(ctx) })
 	switch {
 	case len(n.cfg.Join) > 0:
 		wg.Go(func() { n.joinWithRetry(ctx, n.cfg.Join, false) })
@@ -422,6 +452,7 @@ func (n *Node) startSerf(sec *Secrets) error {
 	mlc.Label = "orch-" + clusterID
 	mlc.DeadNodeReclaimTime = deadNodeReclaim
 	mlc.UDPBufferSize = udpBufferSize(advert)
+	ueLimit := min(mlc.UDPBufferSize-userEventHeadroom, 9*1024)
 	mlc.Logger = stdlog
 
 	eventCh := make(chan serf.Event, serfEventBuf)
@@ -434,6 +465,10 @@ func (n *Node) startSerf(sec *Secrets) error {
 	sc.KeyringFile = filepath.Join(n.cfg.DataDir, keyringFile)
 	sc.Merge = mergeGuard{n}
 	sc.ValidateNodeNames = true
+	sc.UserEventSizeLimit = 9 * 1024 // serf's ceiling; spread keeps deltas within ueLimit
+	// Try failed members again every 10 s rather than 30 s, so a healed
+	// partition is noticed sooner even after gossip to the dead stopped.
+	sc.ReconnectInterval = 10 * time.Second
 	sc.Logger = stdlog
 	sc.LogOutput = nil
 
@@ -445,7 +480,7 @@ func (n *Node) startSerf(sec *Secrets) error {
 	pumpDone := make(chan struct{})
 	go n.pump(eventCh, s.ShutdownCh(), pumpDone)
 	n.mu.Lock()
-	n.serf, n.view, n.secrets, n.pumpDone = s, view, sec, pumpDone
+	n.serf, n.view, n.secrets, n.pumpDone, n.ueLimit = s, view, sec, pumpDone, ueLimit
 	n.mu.Unlock()
 	n.readyOnce.Do(func() { close(n.ready) })
 	n.log.Info("gossip started", "node", n.cfg.Name, "addr", netip.AddrPortFrom(advert, mux.Addr().Port()), "cluster", clusterID, "profile", n.cfg.Profile)
@@ -475,9 +510,23 @@ func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- 
 	// The book starts empty and is written only once an event changes it,
 	// so a restart keeps the previous file until the node hears of peers.
 	book := newPeerBook(n.cfg.DataDir, n.cfg.Name)
+	// live is the set of orch members whose store entries are accepted;
+	// owned in this goroutine, handed to the store as a copy.
+	live := map[string]bool{n.cfg.Name: true}
 	for {
 		select {
 		case ev := <-ch:
+			if ue, ok := ev.(serf.UserEvent); ok {
+				if ue.Name == userEventStore {
+					var es []Entry
+					if err := json.Unmarshal(ue.Payload, &es); err != nil {
+						n.log.Warn("undecodable store delta", "err", err)
+						continue
+					}
+					n.store.merge(es)
+				}
+				continue
+			}
 			me, ok := ev.(serf.MemberEvent)
 			if !ok {
 				continue
@@ -485,6 +534,16 @@ func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- 
 			out := MemberEvent{Action: memberAction(me.Type)}
 			for _, m := range me.Members {
 				out.Members = append(out.Members, fromSerf(m))
+			}
+			if updateLive(live, out, n.cfg.Name) {
+				n.store.setLive(maps.Clone(live))
+			}
+			if out.Action == ActionJoin {
+				for _, m := range out.Members {
+					if m.Name != n.cfg.Name && m.Orch {
+						n.requestSync(m)
+					}
+				}
 			}
 			book.apply(out)
 			if n.cfg.OnEvent != nil {
@@ -499,6 +558,27 @@ func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- 
 			return
 		}
 	}
+}
+
+// updateLive applies a member event to the set of live orch members and
+// reports whether it changed. The local node is always live.
+func updateLive(live map[string]bool, ev MemberEvent, self string) bool {
+	changed := false
+	for _, m := range ev.Members {
+		if m.Name == self {
+			continue
+		}
+		want := m.Orch && m.Status == StatusAlive
+		if live[m.Name] != want {
+			changed = true
+			if want {
+				live[m.Name] = true
+			} else {
+				delete(live, m.Name)
+			}
+		}
+	}
+	return changed
 }
 
 // serveJoinStream answers a join handshake with the current secrets.
