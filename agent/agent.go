@@ -38,6 +38,9 @@ type Agent struct {
 	bus  *events.Bus
 	api  *api.Server
 
+	rec    *reconciler
+	wakeCh chan struct{} // capacity 1: a pending wake-up is enough
+
 	mu       sync.Mutex
 	stopRun  context.CancelFunc // ends Run after a leave; nil outside Run
 	leaving  bool
@@ -61,7 +64,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{})}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{}), wakeCh: make(chan struct{}, 1)}
+	a.rec = &reconciler{a: a}
 
 	bus, err := events.New(events.Config{Node: cfg.Name, Logger: lg})
 	if err != nil {
@@ -138,9 +145,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	recDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(recDone)
+		return a.reconcileLoop(gctx)
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		<-apiDone
+		<-recDone
 		stopGossip()
 		return nil
 	})
@@ -208,6 +221,7 @@ func (a *Agent) onMemberEvent(ev gossip.MemberEvent) {
 			attrs["id"] = m.ID
 		}
 		a.bus.Publish(events.TypeMember, events.Action(ev.Action), m.Name, attrs)
+		a.wake() // membership changes placement
 		a.log.Info("member "+string(ev.Action), "peer", m.Name, "addr", m.Addr.String(), "status", string(m.Status))
 	}
 }

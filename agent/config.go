@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/orchproject/orch/agent/api"
 	"github.com/orchproject/orch/gossip"
@@ -52,6 +53,9 @@ type Config struct {
 	// Profile selects failure-detection timings: "lan" (default, like
 	// serf) or "fast" (about 1–2 s detection on a quiet LAN).
 	Profile string
+	// ResyncInterval is how often the reconcile loop runs when nothing
+	// wakes it. Zero means DefaultResyncInterval.
+	ResyncInterval time.Duration
 	// Version is the build's version, reported by the API.
 	Version string
 	// Logger receives structured logs; nil discards them.

@@ -82,6 +82,47 @@ func (c *Client) Leave(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/leave", struct{}{}, nil)
 }
 
+// ListServices lists every service.
+func (c *Client) ListServices(ctx context.Context) ([]ServiceInfo, error) {
+	var v []ServiceInfo
+	return v, c.do(ctx, http.MethodGet, "/v1/services", nil, &v)
+}
+
+// GetService returns one service.
+func (c *Client) GetService(ctx context.Context, name string) (ServiceInfo, error) {
+	var v ServiceInfo
+	return v, c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(name), nil, &v)
+}
+
+// CreateService creates a service from a spec (JSON).
+func (c *Client) CreateService(ctx context.Context, spec json.RawMessage) (ServiceInfo, error) {
+	var v ServiceInfo
+	return v, c.do(ctx, http.MethodPost, "/v1/services", ServiceWrite{Spec: spec}, &v)
+}
+
+// UpdateService replaces a service's spec.
+func (c *Client) UpdateService(ctx context.Context, name string, w ServiceWrite) (ServiceInfo, error) {
+	var v ServiceInfo
+	return v, c.do(ctx, http.MethodPut, "/v1/services/"+url.PathEscape(name), w, &v)
+}
+
+// ApplyService creates or updates a service.
+func (c *Client) ApplyService(ctx context.Context, spec json.RawMessage) (ApplyResult, error) {
+	var v ApplyResult
+	return v, c.do(ctx, http.MethodPost, "/v1/apply", ServiceWrite{Spec: spec}, &v)
+}
+
+// RemoveService deletes a service.
+func (c *Client) RemoveService(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(name), nil, nil)
+}
+
+// ServiceTasks lists a service's slots.
+func (c *Client) ServiceTasks(ctx context.Context, name string) ([]Task, error) {
+	var v []Task
+	return v, c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(name)+"/tasks", nil, &v)
+}
+
 // Events streams events to fn until ctx ends, the agent closes the stream,
 // or fn returns an error (which Events returns).
 func (c *Client) Events(ctx context.Context, req EventsRequest, fn func(Event) error) error {

@@ -13,6 +13,13 @@
 //	POST /join      JoinRequest -> JoinResponse
 //	POST /leave     leave the cluster; the agent then exits
 //	GET  /events    NDJSON stream of Event; query: filter (repeatable), after, since
+//	GET  /services                 []ServiceInfo
+//	POST /services                 ServiceWrite (spec) -> ServiceInfo; 409 if it exists
+//	GET  /services/{name}          ServiceInfo
+//	PUT  /services/{name}          ServiceWrite -> ServiceInfo; 404 if missing, 409 on a stale base version
+//	DELETE /services/{name}
+//	GET  /services/{name}/tasks    []Task
+//	POST /apply                    ServiceWrite (spec) -> ApplyResult
 package api
 
 import (
@@ -51,6 +58,17 @@ type Backend interface {
 	// or emit fails, and returns nil in both cases. It returns an error
 	// only if the request is bad (before any emit).
 	Events(ctx context.Context, req EventsRequest, emit func(Event) error) error
+
+	ListServices(ctx context.Context) ([]ServiceInfo, error)
+	GetService(ctx context.Context, name string) (ServiceInfo, error)
+	// CreateService fails with 409 if the service exists.
+	CreateService(ctx context.Context, spec json.RawMessage) (ServiceInfo, error)
+	// UpdateService fails with 404 if the service does not exist.
+	UpdateService(ctx context.Context, name string, w ServiceWrite) (ServiceInfo, error)
+	// ApplyService creates or updates, and does nothing for an equal spec.
+	ApplyService(ctx context.Context, spec json.RawMessage) (ApplyResult, error)
+	RemoveService(ctx context.Context, name string) error
+	ServiceTasks(ctx context.Context, name string) ([]Task, error)
 }
 
 // ServerConfig configures a [Server].
@@ -191,6 +209,48 @@ func (s *Server) routes() http.Handler {
 		s.reply(w, struct{}{}, b.Leave(r.Context()))
 	})
 	mux.HandleFunc("GET /v1/events", s.serveEvents)
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		v, err := b.ListServices(r.Context())
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		var req ServiceWrite
+		if err := decodeBody(w, r, &req); err != nil {
+			s.reply(w, nil, err)
+			return
+		}
+		v, err := b.CreateService(r.Context(), req.Spec)
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := b.GetService(r.Context(), r.PathValue("name"))
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("PUT /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		var req ServiceWrite
+		if err := decodeBody(w, r, &req); err != nil {
+			s.reply(w, nil, err)
+			return
+		}
+		v, err := b.UpdateService(r.Context(), r.PathValue("name"), req)
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("DELETE /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w, struct{}{}, b.RemoveService(r.Context(), r.PathValue("name")))
+	})
+	mux.HandleFunc("GET /v1/services/{name}/tasks", func(w http.ResponseWriter, r *http.Request) {
+		v, err := b.ServiceTasks(r.Context(), r.PathValue("name"))
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("POST /v1/apply", func(w http.ResponseWriter, r *http.Request) {
+		var req ServiceWrite
+		if err := decodeBody(w, r, &req); err != nil {
+			s.reply(w, nil, err)
+			return
+		}
+		v, err := b.ApplyService(r.Context(), req.Spec)
+		s.reply(w, v, err)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, nil, Errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

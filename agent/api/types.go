@@ -119,3 +119,51 @@ func Errorf(status int, format string, args ...any) error {
 func BadRequest(err error) error {
 	return &Error{Status: http.StatusBadRequest, Message: err.Error()}
 }
+
+// ServiceInfo is one service as `orch service ls` and `inspect` show it.
+type ServiceInfo struct {
+	Name string `json:"name"`
+	// Version identifies the spec's revision cluster-wide: the Lamport time
+	// of the write and the node that wrote it, "12@n1".
+	Version string `json:"version"`
+	// Spec is the service spec (see agent/spec), with defaults filled in.
+	Spec     json.RawMessage `json:"spec"`
+	Replicas int             `json:"replicas"`
+	// Assigned counts slots held by the node placement chose, working on
+	// the current version; Pending counts slots no node can take.
+	Assigned int `json:"assigned"`
+	Pending  int `json:"pending"`
+}
+
+// ServiceWrite carries a spec to create or update a service. BaseVersion,
+// if set, makes an update fail with 409 when the service has changed since
+// that version was read (read-modify-write without lost updates).
+type ServiceWrite struct {
+	Spec        json.RawMessage `json:"spec"`
+	BaseVersion string          `json:"base_version,omitempty"`
+}
+
+// ApplyResult reports what `orch apply` did.
+type ApplyResult struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Action is created, updated or unchanged.
+	Action string `json:"action"`
+}
+
+// Task is one replica slot of a service, as `orch service ps` shows it.
+type Task struct {
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	// Node is where placement puts the slot; empty while pending.
+	Node string `json:"node,omitempty"`
+	// Desired is what the slot should be doing: running.
+	Desired string `json:"desired"`
+	// State is assigned (claimed by its node), assigning (placed, not yet
+	// claimed) or pending (no node can take it; Message says why).
+	State       string `json:"state"`
+	Message     string `json:"message,omitempty"`
+	SpecVersion string `json:"spec_version,omitempty"`
+	// Current is true when the slot works on the service's current version.
+	Current bool `json:"current"`
+}

@@ -104,6 +104,8 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newLeaveCmd(g),
 		newMembersCmd(g),
 		newEventsCmd(g),
+		newServiceCmd(g),
+		newApplyCmd(g),
 		newVersionCmd(g),
 	)
 	return root

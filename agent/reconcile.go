@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/orchproject/orch/agent/events"
+	"github.com/orchproject/orch/gossip"
+)
+
+// Event types and actions the reconcile loop reports.
+const (
+	typeService events.Type   = "service"
+	typeTask    events.Type   = "task"
+	actCreated  events.Action = "created"
+	actUpdated  events.Action = "updated"
+	actRemoved  events.Action = "removed"
+	actAssigned events.Action = "assigned"
+	actUnassign events.Action = "unassigned"
+	actPending  events.Action = "pending"
+)
+
+// DefaultResyncInterval is how often the reconcile loop runs without being
+// woken, as a safety net for missed wake-ups.
+const DefaultResyncInterval = 5 * time.Second
+
+// reconciler turns the replicated state into this node's claims and
+// reports what changed. Its fields are owned by the loop goroutine.
+type reconciler struct {
+	a *Agent
+
+	primed   bool
+	services map[string]string // name → version, as last reported
+	tasks    map[string]string // task key → node, as last reported
+	pending  map[string]string // task key → reason, as last reported
+}
+
+// clusterView is the cluster's state read from one store snapshot, with
+// the placement every node computes from it.
+type clusterView struct {
+	clock     uint64
+	services  map[string]serviceState
+	tasks     []taskRecord
+	placement map[placeSlot]placeResult
+}
+
+// readCluster takes a snapshot of the store and computes placement.
+func (a *Agent) readCluster() clusterView {
+	snap := a.node.Store().Snapshot()
+	svcs := decodeServices(snap.Tables[tableServices])
+	tasks := decodeTasks(snap.Tables[tableTasks])
+	return clusterView{
+		clock:     snap.Clock,
+		services:  svcs,
+		tasks:     tasks,
+		placement: place(placementInput(a.node.Members(), svcs, tasks)),
+	}
+}
+
+// wake asks the reconcile loop for a pass without blocking.
+func (a *Agent) wake() {
+	select {
+	case a.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) reconcileLoop(ctx context.Context) error {
+	tick := time.NewTicker(a.cfg.ResyncInterval)
+	defer tick.Stop()
+	store := a.node.Store()
+	// Wait until the node gossips: before that there is no cluster to
+	// reconcile with and every write would be a claim nobody can see.
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-a.node.Ready():
+	}
+	for {
+		if err := a.rec.once(ctx); err != nil {
+			a.log.Warn("reconcile pass incomplete", "err", err) // the next pass retries
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-store.Changed():
+		case <-a.wakeCh:
+		case <-tick.C:
+		}
+	}
+}
+
+// once runs one reconcile pass: compute placement from a snapshot, make
+// this node's claims match it, report changes.
+func (r *reconciler) once(ctx context.Context) error {
+	a := r.a
+	store := a.node.Store()
+	cv := a.readCluster()
+	svcs, tasks, res := cv.services, cv.tasks, cv.placement
+
+	self := a.cfg.Name
+	mine := map[string]taskRecord{}
+	for _, t := range tasks {
+		if t.Node == self {
+			mine[taskKey(t.Service, t.Slot)] = t
+		}
+	}
+	var errs []error
+	for slot, pr := range res {
+		if pr.Node != self {
+			continue
+		}
+		key := taskKey(slot.Service, slot.Slot)
+		version := svcs[slot.Service].Version
+		cur, ok := mine[key]
+		delete(mine, key)
+		if ok && cur.SpecVersion == version && cur.State == taskAssigned {
+			continue
+		}
+		rec := taskRecord{Service: slot.Service, Slot: slot.Slot, Node: self, SpecVersion: version, State: taskAssigned, Since: cur.Since}
+		if !ok {
+			// The store stamps the write at clock+1; recording it in the
+			// value keeps the claim's age stable across later updates.
+			rec.Since = cv.clock + 1
+		}
+		if err := putJSON(store, key, rec); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// What is left in mine is no longer placed here.
+	for key := range mine {
+		if _, err := store.DeleteOwned(tableTasks, key); err != nil && !errors.Is(err, gossip.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+
+	r.report(svcs, tasks, res)
+	return errors.Join(errs...)
+}
+
+func putJSON(store *gossip.Store, key string, rec taskRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = store.PutOwned(tableTasks, key, b)
+	return err
+}
+
+// report publishes what changed since the previous pass. The first pass
+// only primes the comparison: a restarted agent does not re-announce the
+// whole cluster.
+func (r *reconciler) report(svcs map[string]serviceState, tasks []taskRecord, res map[placeSlot]placeResult) {
+	bus := r.a.bus
+	services := make(map[string]string, len(svcs))
+	for name, st := range svcs {
+		services[name] = st.Version
+	}
+	taskNodes := map[string]string{}
+	for _, t := range tasks {
+		// With duplicate claims, report the one placement keeps.
+		key := taskKey(t.Service, t.Slot)
+		if pr, ok := res[placeSlot{t.Service, t.Slot}]; ok && pr.Node == t.Node {
+			taskNodes[key] = t.Node
+		} else if _, seen := taskNodes[key]; !seen {
+			taskNodes[key] = t.Node
+		}
+	}
+	pending := map[string]string{}
+	for slot, pr := range res {
+		if pr.Node == "" {
+			pending[taskKey(slot.Service, slot.Slot)] = pr.Pending
+		}
+	}
+	if r.primed {
+		for name, v := range services {
+			old, ok := r.services[name]
+			switch {
+			case !ok:
+				bus.Publish(typeService, actCreated, name, map[string]string{"version": v, "replicas": strconv.Itoa(replicasOf(svcs[name].Spec))})
+			case old != v:
+				bus.Publish(typeService, actUpdated, name, map[string]string{"version": v, "replicas": strconv.Itoa(replicasOf(svcs[name].Spec))})
+			}
+		}
+		for name, v := range r.services {
+			if _, ok := services[name]; !ok {
+				bus.Publish(typeService, actRemoved, name, map[string]string{"version": v})
+			}
+		}
+		for key, node := range taskNodes {
+			if r.tasks[key] != node {
+				bus.Publish(typeTask, actAssigned, taskSubject(key), map[string]string{"node": node})
+			}
+		}
+		for key, node := range r.tasks {
+			if _, ok := taskNodes[key]; !ok {
+				bus.Publish(typeTask, actUnassign, taskSubject(key), map[string]string{"node": node})
+			}
+		}
+		for key, reason := range pending {
+			if r.pending[key] != reason {
+				bus.Publish(typeTask, actPending, taskSubject(key), map[string]string{"reason": reason})
+			}
+		}
+	}
+	r.primed = true
+	r.services, r.tasks, r.pending = services, taskNodes, pending
+}

@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+
+	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/agent/spec"
+	"github.com/orchproject/orch/gossip"
+)
+
+// Service operations of the API. Writes go to the replicated store; the
+// reconcile loop and every other agent take it from there. The cluster is
+// AP: a create on each side of a partition is resolved by last writer wins.
+
+// decodeSpec parses and validates a spec from the API.
+func decodeSpec(raw json.RawMessage) (*spec.Service, []byte, error) {
+	if len(raw) == 0 {
+		return nil, nil, api.Errorf(http.StatusBadRequest, "no spec given")
+	}
+	s, err := spec.Decode(raw)
+	if err != nil {
+		return nil, nil, api.BadRequest(err)
+	}
+	canon, err := s.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, canon, nil
+}
+
+func (b backend) ListServices(ctx context.Context) ([]api.ServiceInfo, error) {
+	if err := b.requireMember(); err != nil {
+		return nil, err
+	}
+	cv := b.a.readCluster()
+	out := make([]api.ServiceInfo, 0, len(cv.services))
+	for name := range cv.services {
+		out = append(out, serviceInfo(name, cv))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (b backend) GetService(ctx context.Context, name string) (api.ServiceInfo, error) {
+	if err := b.requireMember(); err != nil {
+		return api.ServiceInfo{}, err
+	}
+	cv := b.a.readCluster()
+	if _, ok := cv.services[name]; !ok {
+		return api.ServiceInfo{}, noService(name)
+	}
+	return serviceInfo(name, cv), nil
+}
+
+func (b backend) CreateService(ctx context.Context, raw json.RawMessage) (api.ServiceInfo, error) {
+	if err := b.requireMember(); err != nil {
+		return api.ServiceInfo{}, err
+	}
+	s, canon, err := decodeSpec(raw)
+	if err != nil {
+		return api.ServiceInfo{}, err
+	}
+	store := b.a.node.Store()
+	if _, ok := store.Get(tableServices, s.Name); ok {
+		return api.ServiceInfo{}, api.Errorf(http.StatusConflict, "service %q already exists (use \"orch service update\" or \"orch apply\")", s.Name)
+	}
+	if _, err := store.Put(tableServices, s.Name, canon); err != nil {
+		return api.ServiceInfo{}, err
+	}
+	b.a.wake()
+	return b.GetService(ctx, s.Name)
+}
+
+func (b backend) UpdateService(ctx context.Context, name string, w api.ServiceWrite) (api.ServiceInfo, error) {
+	if err := b.requireMember(); err != nil {
+		return api.ServiceInfo{}, err
+	}
+	s, canon, err := decodeSpec(w.Spec)
+	if err != nil {
+		return api.ServiceInfo{}, err
+	}
+	if s.Name != name {
+		return api.ServiceInfo{}, api.Errorf(http.StatusBadRequest, "the spec names service %q, the request %q; a service cannot be renamed", s.Name, name)
+	}
+	store := b.a.node.Store()
+	cur, ok := store.Get(tableServices, name)
+	if !ok {
+		return api.ServiceInfo{}, noService(name)
+	}
+	if w.BaseVersion != "" && w.BaseVersion != versionString(cur.Version) {
+		return api.ServiceInfo{}, api.Errorf(http.StatusConflict, "service %q changed since version %s (now %s); read it again and retry", name, w.BaseVersion, versionString(cur.Version))
+	}
+	if string(cur.Value) != string(canon) {
+		if _, err := store.Put(tableServices, name, canon); err != nil {
+			return api.ServiceInfo{}, err
+		}
+		b.a.wake()
+	}
+	return b.GetService(ctx, name)
+}
+
+func (b backend) ApplyService(ctx context.Context, raw json.RawMessage) (api.ApplyResult, error) {
+	if err := b.requireMember(); err != nil {
+		return api.ApplyResult{}, err
+	}
+	s, canon, err := decodeSpec(raw)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	store := b.a.node.Store()
+	action := "created"
+	if cur, ok := store.Get(tableServices, s.Name); ok {
+		if string(cur.Value) == string(canon) {
+			return api.ApplyResult{Name: s.Name, Version: versionString(cur.Version), Action: "unchanged"}, nil
+		}
+		action = "updated"
+	}
+	e, err := store.Put(tableServices, s.Name, canon)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	b.a.wake()
+	return api.ApplyResult{Name: s.Name, Version: versionString(e.Version), Action: action}, nil
+}
+
+func (b backend) RemoveService(ctx context.Context, name string) error {
+	if err := b.requireMember(); err != nil {
+		return err
+	}
+	if _, err := b.a.node.Store().Delete(tableServices, name); err != nil {
+		if errors.Is(err, gossip.ErrNotFound) {
+			return noService(name)
+		}
+		return err
+	}
+	b.a.wake()
+	return nil
+}
+
+func (b backend) ServiceTasks(ctx context.Context, name string) ([]api.Task, error) {
+	if err := b.requireMember(); err != nil {
+		return nil, err
+	}
+	cv := b.a.readCluster()
+	st, ok := cv.services[name]
+	if !ok {
+		return nil, noService(name)
+	}
+	views := viewTasks(name, st, cv.tasks, cv.placement)
+	out := make([]api.Task, 0, len(views))
+	for _, v := range views {
+		out = append(out, api.Task{
+			Service: name, Slot: v.Slot, Node: v.Node, Desired: "running",
+			State: v.State, Message: v.Message, SpecVersion: v.SpecVersion, Current: v.Current,
+		})
+	}
+	return out, nil
+}
+
+func serviceInfo(name string, cv clusterView) api.ServiceInfo {
+	st := cv.services[name]
+	raw, _ := st.Spec.Marshal()
+	info := api.ServiceInfo{Name: name, Version: st.Version, Spec: raw, Replicas: replicasOf(st.Spec)}
+	for _, v := range viewTasks(name, st, cv.tasks, cv.placement) {
+		switch {
+		case v.State == taskPending:
+			info.Pending++
+		case v.State == taskAssigned && v.Current:
+			info.Assigned++
+		}
+	}
+	return info
+}
+
+func (b backend) requireMember() error {
+	select {
+	case <-b.a.node.Ready():
+		return nil
+	default:
+		return notMember()
+	}
+}
+
+func noService(name string) error {
+	return api.Errorf(http.StatusNotFound, "no such service: %s", name)
+}

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/agent/spec"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "service",
+		Short: "Manage services: create, ls, inspect, ps, scale, update, rm",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{errors.New("service needs a subcommand")}
+		},
+	}
+	cmd.AddCommand(
+		newServiceCreateCmd(g),
+		newServiceLsCmd(g),
+		newServiceInspectCmd(g),
+		newServicePsCmd(g),
+		newServiceScaleCmd(g),
+		newServiceUpdateCmd(g),
+		newServiceRmCmd(g),
+	)
+	return cmd
+}
+
+// readSpecFile reads and validates a spec from a file ("-" is stdin), so
+// that mistakes are reported with their field paths before anything is
+// sent, and returns its canonical JSON.
+func readSpecFile(path string, stdin io.Reader) (*spec.Service, json.RawMessage, error) {
+	var (
+		data []byte
+		err  error
+	)
+	if path == "-" {
+		data, err = io.ReadAll(io.LimitReader(stdin, spec.MaxSpecSize+1))
+	} else {
+		var st os.FileInfo
+		if st, err = os.Stat(path); err == nil && st.Size() > spec.MaxSpecSize {
+			return nil, nil, fmt.Errorf("%s: spec is %d bytes, at most %d", path, st.Size(), spec.MaxSpecSize)
+		}
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read spec: %w", err)
+	}
+	s, err := spec.Decode(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	raw, err := s.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, raw, nil
+}
+
+func newServiceCreateCmd(g *globals) *cobra.Command {
+	var (
+		file string
+		fl   serviceFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "create [-f FILE | [FLAGS] IMAGE [ARG...]]",
+		Short: "Create a service from a spec file or from docker-style flags",
+		Long: `Create a service. With -f FILE (YAML or JSON, "-" for stdin) the file is the
+whole spec, any number of containers. Otherwise the flags describe a service
+of one container, like "docker service create": IMAGE, then its arguments.`,
+		Example: `  orch service create -f sentry.yaml
+  orch service create --name web --replicas 3 --port http:8080/tcp \
+      --health-http /healthz:8080 --constraint node.label.zone==a busybox:stable httpd -f -p 8080`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			switch {
+			case file != "":
+				if len(args) > 0 || fl.changed(cmd) {
+					return usageError{errors.New("-f FILE describes the whole service; give no other flags or arguments")}
+				}
+				_, r, err := readSpecFile(file, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				raw = r
+			default:
+				if len(args) == 0 {
+					return usageError{errors.New("give -f FILE, or an IMAGE")}
+				}
+				s, err := fl.build(args[0], args[1:])
+				if err != nil {
+					return err
+				}
+				if raw, err = s.Marshal(); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := withTimeout(cmd)
+			defer cancel()
+			info, err := g.client().CreateService(ctx, raw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s created (version %s)\n", info.Name, info.Version)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file, YAML or JSON (\"-\" for stdin)")
+	fl.register(cmd, true)
+	return cmd
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var (
+		file    string
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE [--wait]",
+		Short: "Create or update a service from a spec file, declaratively",
+		Long: `Create the service in FILE, or update it to match; an equal spec changes
+nothing. With --wait, exit 0 only once every replica is in its desired state
+(assigned to its node on the new version), or exit 1 at --timeout with the
+reason: what a CI/CD pipeline needs.`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{errors.New("apply needs -f FILE")}
+			}
+			s, raw, err := readSpecFile(file, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd)
+			res, err := g.client().ApplyService(ctx, raw)
+			cancel()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s %s (version %s)\n", res.Name, res.Action, res.Version)
+			if !wait {
+				return nil
+			}
+			return waitConverged(cmd.Context(), g, s.Name, res.Version, timeout)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file, YAML or JSON (\"-\" for stdin)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every replica is in its desired state")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, give up after this long")
+	return cmd
+}
+
+// waitConverged polls the service's tasks until every slot is assigned on
+// the given version.
+func waitConverged(ctx context.Context, g *globals, name, version string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		tasks, err := g.client().ServiceTasks(ctx, name)
+		if err == nil {
+			var waiting []string
+			for _, t := range tasks {
+				if t.State == "assigned" && t.SpecVersion == version {
+					continue
+				}
+				w := fmt.Sprintf("%s.%d: %s", name, t.Slot, t.State)
+				if t.Message != "" {
+					w += " (" + t.Message + ")"
+				}
+				waiting = append(waiting, w)
+			}
+			if len(waiting) == 0 {
+				fmt.Fprintf(g.stdout, "%s: %d/%d replicas in their desired state\n", name, len(tasks), len(tasks))
+				return nil
+			}
+			last = strings.Join(waiting, "; ")
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s did not converge within %s: %s", name, timeout, last)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func newServiceLsCmd(g *globals) *cobra.Command {
+	var format formatFlag
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List services",
+		Args:    argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := format.validate(); err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd)
+			defer cancel()
+			svcs, err := g.client().ListServices(ctx)
+			if err != nil {
+				return err
+			}
+			if format.value == "json" {
+				return writeJSON(g.stdout, svcs)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tREPLICAS\tPENDING\tIMAGE")
+			for _, s := range svcs {
+				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", s.Name, s.Version, s.Assigned, s.Replicas, s.Pending, images(s.Spec))
+			}
+			return tw.Flush()
+		},
+	}
+	format.register(cmd)
+	return cmd
+}
+
+// images lists a spec's container images.
+func images(raw json.RawMessage) string {
+	var s struct {
+		Containers []struct {
+			Image string `json:"image"`
+		} `json:"containers"`
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return "-"
+	}
+	var out []string
+	for _, c := range s.Containers {
+		out = append(out, c.Image)
+	}
+	return strings.Join(out, ",")
+}
+
+func newServiceInspectCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect NAME...",
+		Short: "Show services' specs and versions as JSON",
+		Args:  argsUsage(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "json" {
+				return usageError{fmt.Errorf("--format %q: inspect prints json", format)}
+			}
+			ctx, cancel := withTimeout(cmd)
+			defer cancel()
+			out := make([]api.ServiceInfo, 0, len(args))
+			for _, name := range args {
+				s, err := g.client().GetService(ctx, name)
+				if err != nil {
+					return err
+				}
+				out = append(out, s)
+			}
+			return writeJSON(g.stdout, out)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "json", "output format: json")
+	return cmd
+}
+
+func newServicePsCmd(g *globals) *cobra.Command {
+	var format formatFlag
+	cmd := &cobra.Command{
+		Use:   "ps NAME",
+		Short: "List a service's replica slots: node, desired and actual state",
+		Args:  argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := format.validate(); err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd)
+			defer cancel()
+			tasks, err := g.client().ServiceTasks(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if format.value == "json" {
+				return writeJSON(g.stdout, tasks)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TASK\tNODE\tDESIRED\tSTATE\tVERSION\tMESSAGE")
+			for _, t := range tasks {
+				node, ver := t.Node, t.SpecVersion
+				if node == "" {
+					node = "-"
+				}
+				if ver == "" {
+					ver = "-"
+				}
+				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%s\n", t.Service, t.Slot, node, t.Desired, t.State, ver, t.Message)
+			}
+			return tw.Flush()
+		},
+	}
+	format.register(cmd)
+	return cmd
+}
+
+func newServiceScaleCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "scale NAME=REPLICAS...",
+		Short:   "Change the number of replicas of services",
+		Example: "  orch service scale web=5 worker=2",
+		Args:    argsUsage(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			type target struct {
+				name string
+				n    int
+			}
+			var ts []target
+			for _, a := range args {
+				name, num, ok := strings.Cut(a, "=")
+				n, err := strconv.Atoi(num)
+				if !ok || name == "" || err != nil || n < 0 {
+					return usageError{fmt.Errorf("%q: want NAME=REPLICAS with REPLICAS >= 0", a)}
+				}
+				ts = append(ts, target{name, n})
+			}
+			for _, t := range ts {
+				info, err := modifyService(cmd.Context(), g, t.name, func(s *spec.Service) error {
+					s.Replicas = &t.n
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s scaled to %d (version %s)\n", t.name, t.n, info.Version)
+			}
+			return nil
+		},
+	}
+}
+
+func newServiceUpdateCmd(g *globals) *cobra.Command {
+	var fl serviceUpdateFlags
+	cmd := &cobra.Command{
+		Use:   "update NAME [FLAGS]",
+		Short: "Change a service's spec with docker-style flags",
+		Args:  argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := modifyService(cmd.Context(), g, args[0], func(s *spec.Service) error {
+				return fl.apply(cmd, s)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s updated (version %s)\n", info.Name, info.Version)
+			return nil
+		},
+	}
+	fl.register(cmd)
+	return cmd
+}
+
+// modifyService reads a service, changes its spec and writes it back with
+// the version it read, retrying when another writer came in between.
+func modifyService(ctx context.Context, g *globals, name string, change func(*spec.Service) error) (api.ServiceInfo, error) {
+	const attempts = 5
+	for i := 0; ; i++ {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		info, err := g.client().GetService(cctx, name)
+		if err != nil {
+			cancel()
+			return api.ServiceInfo{}, err
+		}
+		s, err := spec.Decode(info.Spec)
+		if err != nil {
+			cancel()
+			return api.ServiceInfo{}, fmt.Errorf("decode the stored spec of %s: %w", name, err)
+		}
+		if err := change(s); err != nil {
+			cancel()
+			return api.ServiceInfo{}, err
+		}
+		s.Normalize()
+		if err := s.Validate(); err != nil {
+			cancel()
+			return api.ServiceInfo{}, err
+		}
+		raw, err := s.Marshal()
+		if err != nil {
+			cancel()
+			return api.ServiceInfo{}, err
+		}
+		out, err := g.client().UpdateService(cctx, name, api.ServiceWrite{Spec: raw, BaseVersion: info.Version})
+		cancel()
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusConflict && i+1 < attempts {
+			continue
+		}
+		return out, err
+	}
+}
+
+func newServiceRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove services",
+		Args:    argsUsage(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := withTimeout(cmd)
+			defer cancel()
+			var errs []error
+			for _, name := range args {
+				if err := g.client().RemoveService(ctx, name); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(g.stdout, name)
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
