@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -211,4 +212,38 @@ func TestNode_StoreReplicates(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A node of another cluster (another identity) can neither read nor write
+// the store through the sync and push streams.
+func TestNode_StoreStreamsNeedTheClusterIdentity(t *testing.T) {
+	a := startTestNode(t, "a", t.TempDir(), nil)
+	defer a.stop(t)
+	if _, err := a.Store().Put("svc", "x", []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	other := startTestNode(t, "other", t.TempDir(), nil) // founds its own cluster
+	defer other.stop(t)
+	if _, err := other.Store().Put("svc", "evil", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := other.syncWith(ctx, a.Addr().String()); err == nil {
+		t.Error("a sync from another cluster succeeded")
+	}
+	if err := other.push(ctx, a.Addr().String(), []Entry{{Table: "svc", Key: "evil2", Value: []byte("x"), Version: Version{100, "other"}}}); err == nil {
+		// push reports errors of the handshake; a refused push may also
+		// surface as a closed connection, so check the store below.
+		t.Log("push returned no error; checking the store")
+	}
+	if _, ok := a.Store().Get("svc", "evil"); ok {
+		t.Error("another cluster's entry reached the store by sync")
+	}
+	if _, ok := a.Store().Get("svc", "evil2"); ok {
+		t.Error("another cluster's entry reached the store by push")
+	}
+	if _, ok := other.Store().Get("svc", "x"); ok {
+		t.Error("another cluster read the store")
+	}
 }
