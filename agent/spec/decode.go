@@ -21,6 +21,10 @@ import (
 // converted to JSON by sigs.k8s.io/yaml. Either way, one strict JSON
 // decoder fills the Service, so both spellings mean the same. Field names
 // are case-sensitive and a key may appear once.
+//
+// Problems with the document's shape (unknown fields, wrong kinds) are
+// reported before, and instead of, validation problems, in key order
+// (sorted, for YAML); validation problems follow the fields' order.
 func Decode(data []byte) (*Service, error) {
 	if len(data) > MaxSpecSize {
 		return nil, specError("", "spec is %d bytes, at most %d", len(data), MaxSpecSize)

@@ -116,7 +116,7 @@ func BuildFromFlags(f Flags) (*Service, error) {
 	c := Container{
 		Name:                   f.Name,
 		Image:                  f.Image,
-		Args:                   f.Command,
+		Args:                   slices.Clone(f.Command),
 		User:                   f.User,
 		WorkingDir:             f.Workdir,
 		ReadOnlyRootFilesystem: f.ReadOnly,

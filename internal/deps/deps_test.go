@@ -33,6 +33,7 @@ var owners = []struct{ lib, owner string }{
 	{"github.com/hashicorp/serf", "gossip"},
 	{"github.com/hashicorp/memberlist", "gossip"},
 	{"github.com/vishvananda/netlink", "netplane"},
+	{"sigs.k8s.io/yaml", "agent/spec"},
 	{"github.com/miekg/dns", "dnsdisc"},
 	{"github.com/containerd", "agent/runtime"},
 }
