@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/orchproject/orch/agent/api"
 	"github.com/orchproject/orch/agent/events"
+	"github.com/orchproject/orch/agent/runtime"
 	"github.com/orchproject/orch/gossip"
 )
 
@@ -25,6 +27,7 @@ const leaveTimeout = 10 * time.Second
 const (
 	tagCreated     = "created" // unix seconds when the data dir was created
 	tagLabelPrefix = "l."      // one tag per node label
+	tagIneligible  = "inelig"  // present while the node takes no work; the value says why
 )
 
 // Agent is one orch node: gossip membership, the event bus and the local
@@ -41,9 +44,23 @@ type Agent struct {
 	rec    *reconciler
 	wakeCh chan struct{} // capacity 1: a pending wake-up is enough
 
+	// rt runs the slots this node holds; nil with --containerd none, when
+	// claims are only recorded.
+	rt       workloads
+	retry    retryBook      // start failures; owned by the reconcile loop
+	removals sync.WaitGroup // replicas being removed in the background
+
+	// svcWrite serializes the API's service writes, each a read of the
+	// store, a check (exists? base version?) and a write, so that two
+	// requests to this agent cannot both pass the check (services.go).
+	svcWrite sync.Mutex
+
 	mu       sync.Mutex
 	stopRun  context.CancelFunc // ends Run after a leave; nil outside Run
 	leaving  bool
+	eligible bool            // containerd answers (always true without a runtime)
+	removing map[string]bool // replica IDs being removed
+	loopCtx  context.Context // the reconcile loop's; nil outside it
 	runReady chan struct{}
 }
 
@@ -69,6 +86,16 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{}), wakeCh: make(chan struct{}, 1)}
 	a.rec = &reconciler{a: a}
+	a.eligible = true
+	if cfg.Containerd != "" && cfg.Containerd != ContainerdNone {
+		rt, err := runtime.New(runtime.Config{Address: cfg.Containerd, StateDir: filepath.Join(cfg.DataDir, "runtime"), Logger: lg})
+		if err != nil {
+			return nil, err
+		}
+		a.rt = rt
+		// Until the first check, assume containerd answers: a node that
+		// starts with containerd down turns ineligible within seconds.
+	}
 
 	bus, err := events.New(events.Config{Node: cfg.Name, Logger: lg})
 	if err != nil {
@@ -106,6 +133,11 @@ func New(cfg Config) (*Agent, error) {
 // tags are the gossip tags this agent publishes besides the reserved ones.
 func (a *Agent) tags() map[string]string {
 	t := map[string]string{tagCreated: strconv.FormatInt(a.id.Created.Unix(), 10)}
+	a.mu.Lock()
+	if !a.eligible {
+		t[tagIneligible] = "containerd"
+	}
+	a.mu.Unlock()
 	for k, v := range a.cfg.Labels {
 		t[tagLabelPrefix+k] = v
 	}
@@ -145,6 +177,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if a.rt != nil {
+		g.Go(func() error { return a.runtimeLoop(gctx) })
+	}
 	recDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(recDone)

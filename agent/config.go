@@ -17,6 +17,9 @@ import (
 
 // Defaults of the agent's settings.
 const (
+	DefaultContainerd = "/run/containerd/containerd.sock"
+	// ContainerdNone, as Config.Containerd, runs no containers.
+	ContainerdNone = "none"
 	DefaultDataDir = "/var/lib/orch"
 	DefaultProfile = string(gossip.ProfileLAN)
 )
@@ -53,6 +56,11 @@ type Config struct {
 	// Profile selects failure-detection timings: "lan" (default, like
 	// serf) or "fast" (about 1–2 s detection on a quiet LAN).
 	Profile string
+	// Containerd is containerd's socket, where the slots this node holds
+	// run. Default /run/containerd/containerd.sock. ContainerdNone runs
+	// nothing: the node claims slots and records them, for clusters that
+	// only keep state, and for tests.
+	Containerd string
 	// ResyncInterval is how often the reconcile loop runs when nothing
 	// wakes it. Zero means DefaultResyncInterval.
 	ResyncInterval time.Duration
@@ -66,12 +74,13 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Name:    strings.ToLower(host),
-		DataDir: DefaultDataDir,
-		Socket:  api.DefaultSocket,
-		Bind:    netip.AddrPortFrom(netip.IPv4Unspecified(), gossip.DefaultPort),
-		Profile: DefaultProfile,
-		Version: "dev",
+		Name:       strings.ToLower(host),
+		DataDir:    DefaultDataDir,
+		Socket:     api.DefaultSocket,
+		Bind:       netip.AddrPortFrom(netip.IPv4Unspecified(), gossip.DefaultPort),
+		Profile:    DefaultProfile,
+		Containerd: DefaultContainerd,
+		Version:    "dev",
 	}
 }
 

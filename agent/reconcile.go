@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/orchproject/orch/agent/events"
+	"github.com/orchproject/orch/agent/runtime"
+	"github.com/orchproject/orch/agent/spec"
 	"github.com/orchproject/orch/gossip"
 )
 
@@ -21,6 +23,17 @@ const (
 	actAssigned events.Action = "assigned"
 	actUnassign events.Action = "unassigned"
 	actPending  events.Action = "pending"
+
+	actStarting    events.Action = "starting"
+	actRunning     events.Action = "running"
+	actExited      events.Action = "exited"
+	actRestarting  events.Action = "restarting"
+	actFailed      events.Action = "failed"
+	actUnavailable events.Action = "unavailable"
+
+	typeNode      events.Type   = "node"
+	actEligible   events.Action = "eligible"
+	actIneligible events.Action = "ineligible"
 )
 
 // DefaultResyncInterval is how often the reconcile loop runs without being
@@ -79,6 +92,15 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 		return nil
 	case <-a.node.Ready():
 	}
+	a.mu.Lock()
+	a.loopCtx = ctx
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.loopCtx = nil
+		a.mu.Unlock()
+		a.removals.Wait() // they end with ctx
+	}()
 	for {
 		if err := a.rec.once(ctx); err != nil {
 			a.log.Warn("reconcile pass incomplete", "err", err) // the next pass retries
@@ -108,23 +130,54 @@ func (r *reconciler) once(ctx context.Context) error {
 			mine[taskKey(t.Service, t.Slot)] = t
 		}
 	}
+	held := rollingHolds(svcs, tasks, res)
 	var errs []error
+	want := map[string]runtime.ReplicaSpec{}
+	policies := map[string]spec.RestartPolicy{}
+	hold := map[string]bool{}
 	for slot, pr := range res {
 		if pr.Node != self {
 			continue
 		}
 		key := taskKey(slot.Service, slot.Slot)
-		version := svcs[slot.Service].Version
+		st := svcs[slot.Service]
+		want[key] = replicaSpec(self, st.Spec, slot.Slot, st.Version)
+		policies[key] = st.Spec.RestartPolicy
+		hold[key] = held[slot] && mine[key].SpecVersion != "" && mine[key].SpecVersion != st.Version
+	}
+	var runs map[string]slotRun
+	if a.rt != nil {
+		var err error
+		if runs, err = a.syncWorkloads(ctx, want, hold, policies); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for key, rs := range want {
 		cur, ok := mine[key]
 		delete(mine, key)
-		if ok && cur.SpecVersion == version && cur.State == taskAssigned {
-			continue
+		rec := taskRecord{Service: rs.Service, Slot: rs.Slot, Node: self, SpecVersion: rs.SpecVersion, State: taskAssigned, Since: cur.Since}
+		if a.rt != nil {
+			run, ran := runs[key]
+			if !ran {
+				// The runtime could not be asked (containerd down): keep
+				// what the record said, so a blip does not flap the state.
+				if ok {
+					continue
+				}
+				run = slotRun{State: taskStarting, SpecVersion: rs.SpecVersion}
+			}
+			rec.State, rec.Message, rec.Restarts, rec.SpecVersion = run.State, run.Message, run.Restarts, run.SpecVersion
 		}
-		rec := taskRecord{Service: slot.Service, Slot: slot.Slot, Node: self, SpecVersion: version, State: taskAssigned, Since: cur.Since}
 		if !ok {
 			// The store stamps the write at clock+1; recording it in the
 			// value keeps the claim's age stable across later updates.
 			rec.Since = cv.clock + 1
+		}
+		if ok && rec == cur {
+			continue
+		}
+		if ok && rec.State != cur.State {
+			r.reportState(key, rec)
 		}
 		if err := putJSON(store, key, rec); err != nil {
 			errs = append(errs, err)
@@ -141,6 +194,60 @@ func (r *reconciler) once(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// reportState publishes a slot's state change on this node.
+func (r *reconciler) reportState(key string, rec taskRecord) {
+	var act events.Action
+	switch rec.State {
+	case taskRunning:
+		act = actRunning
+	case taskExited:
+		act = actExited
+	default:
+		return // starting, restarting, failed, unavailable: published where they happen
+	}
+	r.a.bus.Publish(typeTask, act, taskSubject(key), map[string]string{"version": rec.SpecVersion, "restarts": strconv.Itoa(rec.Restarts), "message": rec.Message})
+}
+
+// rollingHolds decides, for every service being updated, which slots must
+// keep their old version for now: a rolling update lets only the first
+// `parallelism` slots (by slot number) that are not yet running the
+// current version change at once. Every node computes the same answer from
+// the replicated task records, so the rollout is paced cluster-wide
+// without a leader.
+func rollingHolds(svcs map[string]serviceState, tasks []taskRecord, res map[placeSlot]placeResult) map[placeSlot]bool {
+	recs := map[placeSlot]taskRecord{}
+	for _, t := range tasks {
+		if pr, ok := res[placeSlot{t.Service, t.Slot}]; ok && pr.Node == t.Node {
+			recs[placeSlot{t.Service, t.Slot}] = t
+		}
+	}
+	out := map[placeSlot]bool{}
+	for name, st := range svcs {
+		p := spec.DefaultUpdateParallelism
+		if st.Spec.Update.Parallelism != nil {
+			p = *st.Spec.Update.Parallelism
+		}
+		if p <= 0 {
+			continue // all at once
+		}
+		n := replicasOf(st.Spec)
+		allowed := 0
+		for slot := range n {
+			ps := placeSlot{name, slot}
+			rec, ok := recs[ps]
+			done := ok && rec.SpecVersion == st.Version && (rec.State == taskRunning || rec.State == taskAssigned)
+			if done {
+				continue
+			}
+			if allowed < p {
+				allowed++
+				continue
+			}
+			out[ps] = true
+		}
+	}
+	return out
+}
 func putJSON(store *gossip.Store, key string, rec taskRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {

@@ -64,15 +64,23 @@ func (b backend) CreateService(ctx context.Context, raw json.RawMessage) (api.Se
 	if err != nil {
 		return api.ServiceInfo{}, err
 	}
-	store := b.a.node.Store()
-	if _, ok := store.Get(tableServices, s.Name); ok {
-		return api.ServiceInfo{}, api.Errorf(http.StatusConflict, "service %q already exists (use \"orch service update\" or \"orch apply\")", s.Name)
-	}
-	if _, err := store.Put(tableServices, s.Name, canon); err != nil {
+	if err := b.storeCreate(s.Name, canon); err != nil {
 		return api.ServiceInfo{}, err
 	}
 	b.a.wake()
 	return b.GetService(ctx, s.Name)
+}
+
+// storeCreate writes a new service unless one exists, holding svcWrite.
+func (b backend) storeCreate(name string, canon []byte) error {
+	b.a.svcWrite.Lock()
+	defer b.a.svcWrite.Unlock()
+	store := b.a.node.Store()
+	if _, ok := store.Get(tableServices, name); ok {
+		return api.Errorf(http.StatusConflict, "service %q already exists (use \"orch service update\" or \"orch apply\")", name)
+	}
+	_, err := store.Put(tableServices, name, canon)
+	return err
 }
 
 func (b backend) UpdateService(ctx context.Context, name string, w api.ServiceWrite) (api.ServiceInfo, error) {
@@ -86,21 +94,34 @@ func (b backend) UpdateService(ctx context.Context, name string, w api.ServiceWr
 	if s.Name != name {
 		return api.ServiceInfo{}, api.Errorf(http.StatusBadRequest, "the spec names service %q, the request %q; a service cannot be renamed", s.Name, name)
 	}
-	store := b.a.node.Store()
-	cur, ok := store.Get(tableServices, name)
-	if !ok {
-		return api.ServiceInfo{}, noService(name)
+	changed, err := b.storeUpdate(name, w.BaseVersion, canon)
+	if err != nil {
+		return api.ServiceInfo{}, err
 	}
-	if w.BaseVersion != "" && w.BaseVersion != versionString(cur.Version) {
-		return api.ServiceInfo{}, api.Errorf(http.StatusConflict, "service %q changed since version %s (now %s); read it again and retry", name, w.BaseVersion, versionString(cur.Version))
-	}
-	if string(cur.Value) != string(canon) {
-		if _, err := store.Put(tableServices, name, canon); err != nil {
-			return api.ServiceInfo{}, err
-		}
+	if changed {
 		b.a.wake()
 	}
 	return b.GetService(ctx, name)
+}
+
+// storeUpdate replaces an existing service's spec if it is still at base
+// (when given) and differs, holding svcWrite, and reports whether it wrote.
+func (b backend) storeUpdate(name, base string, canon []byte) (bool, error) {
+	b.a.svcWrite.Lock()
+	defer b.a.svcWrite.Unlock()
+	store := b.a.node.Store()
+	cur, ok := store.Get(tableServices, name)
+	if !ok {
+		return false, noService(name)
+	}
+	if base != "" && base != versionString(cur.Version) {
+		return false, api.Errorf(http.StatusConflict, "service %q changed since version %s (now %s); read it again and retry", name, base, versionString(cur.Version))
+	}
+	if string(cur.Value) == string(canon) {
+		return false, nil
+	}
+	_, err := store.Put(tableServices, name, canon)
+	return err == nil, err
 }
 
 func (b backend) ApplyService(ctx context.Context, raw json.RawMessage) (api.ApplyResult, error) {
@@ -111,20 +132,34 @@ func (b backend) ApplyService(ctx context.Context, raw json.RawMessage) (api.App
 	if err != nil {
 		return api.ApplyResult{}, err
 	}
-	store := b.a.node.Store()
-	action := "created"
-	if cur, ok := store.Get(tableServices, s.Name); ok {
-		if string(cur.Value) == string(canon) {
-			return api.ApplyResult{Name: s.Name, Version: versionString(cur.Version), Action: "unchanged"}, nil
-		}
-		action = "updated"
-	}
-	e, err := store.Put(tableServices, s.Name, canon)
+	res, err := b.storeApply(s.Name, canon)
 	if err != nil {
 		return api.ApplyResult{}, err
 	}
-	b.a.wake()
-	return api.ApplyResult{Name: s.Name, Version: versionString(e.Version), Action: action}, nil
+	if res.Action != "unchanged" {
+		b.a.wake()
+	}
+	return res, nil
+}
+
+// storeApply creates or updates a service unless its spec is equal,
+// holding svcWrite.
+func (b backend) storeApply(name string, canon []byte) (api.ApplyResult, error) {
+	b.a.svcWrite.Lock()
+	defer b.a.svcWrite.Unlock()
+	store := b.a.node.Store()
+	action := "created"
+	if cur, ok := store.Get(tableServices, name); ok {
+		if string(cur.Value) == string(canon) {
+			return api.ApplyResult{Name: name, Version: versionString(cur.Version), Action: "unchanged"}, nil
+		}
+		action = "updated"
+	}
+	e, err := store.Put(tableServices, name, canon)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	return api.ApplyResult{Name: name, Version: versionString(e.Version), Action: action}, nil
 }
 
 func (b backend) RemoveService(ctx context.Context, name string) error {
@@ -155,7 +190,7 @@ func (b backend) ServiceTasks(ctx context.Context, name string) ([]api.Task, err
 	for _, v := range views {
 		out = append(out, api.Task{
 			Service: name, Slot: v.Slot, Node: v.Node, Desired: "running",
-			State: v.State, Message: v.Message, SpecVersion: v.SpecVersion, Current: v.Current,
+			State: v.State, Message: v.Message, SpecVersion: v.SpecVersion, Current: v.Current, Restarts: v.Restarts,
 		})
 	}
 	return out, nil
@@ -169,7 +204,7 @@ func serviceInfo(name string, cv clusterView) api.ServiceInfo {
 		switch {
 		case v.State == taskPending:
 			info.Pending++
-		case v.State == taskAssigned && v.Current:
+		case (v.State == taskAssigned || v.State == taskRunning) && v.Current:
 			info.Assigned++
 		}
 	}

@@ -39,6 +39,10 @@ type taskRecord struct {
 	// record: placement keeps the later claim when two nodes hold a slot.
 	Since uint64 `json:"since"`
 	State string `json:"state"`
+	// Message explains the state (an exit code, why a start failed).
+	Message string `json:"message,omitempty"`
+	// Restarts counts restarts of the slot's containers on this node.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 func taskKey(service string, slot int) string { return service + "/" + strconv.Itoa(slot) }
@@ -107,7 +111,8 @@ func placementInput(members []gossip.Member, svcs map[string]serviceState, tasks
 		if !m.Orch || m.Status != gossip.StatusAlive {
 			continue
 		}
-		in.Nodes = append(in.Nodes, placeNode{Name: m.Name, Labels: memberLabels(m), Eligible: true})
+		_, inelig := m.Tags[tagIneligible]
+		in.Nodes = append(in.Nodes, placeNode{Name: m.Name, Labels: memberLabels(m), Eligible: !inelig})
 	}
 	for name, st := range svcs {
 		ps := placeService{Name: name, Replicas: replicasOf(st.Spec)}
@@ -147,6 +152,7 @@ type taskView struct {
 	Message     string
 	SpecVersion string
 	Current     bool // working on the service's current version
+	Restarts    int
 }
 
 // viewTasks computes the slots of one service from the replicated claims and
@@ -170,11 +176,11 @@ func viewTasks(name string, st serviceState, tasks []taskRecord, res map[placeSl
 			v.State = taskAssigning
 			for _, c := range claims[slot] {
 				if c.Node == r.Node {
-					v.State, v.SpecVersion = c.State, c.SpecVersion
+					v.State, v.SpecVersion, v.Message, v.Restarts = c.State, c.SpecVersion, c.Message, c.Restarts
 					v.Current = c.SpecVersion == st.Version
 				}
 			}
-			if len(claims[slot]) > 1 {
+			if len(claims[slot]) > 1 && v.Message == "" {
 				v.Message = fmt.Sprintf("claimed by %d nodes; the later claim wins", len(claims[slot]))
 			}
 		}

@@ -162,6 +162,12 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("another agent is serving on %s (stop it, or give this one another --socket)", path)
 	}
+	// Only a socket may be replaced: the rename below would otherwise
+	// swap a mistyped --socket's file for the socket, and Run's cleanup
+	// would then delete it.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("%s exists and is not a socket (remove it, or give another --socket)", path)
+	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	os.Remove(tmp)
 	ln, err := net.Listen("unix", tmp)

@@ -76,17 +76,23 @@ type Event struct {
 const EventTimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // MarshalJSON writes Time in [EventTimeFormat] and attributes as {} when
-// there are none.
+// there are none. time is the first key, so that lines from every node
+// sort by time as plain text (a shadowing field of an embedded struct
+// would come last).
 func (e Event) MarshalJSON() ([]byte, error) {
-	type plain Event
-	p := struct {
-		plain
-		Time string `json:"time"`
-	}{plain: plain(e), Time: e.Time.UTC().Format(EventTimeFormat)}
-	if p.Attributes == nil {
-		p.Attributes = map[string]string{}
+	attrs := e.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
 	}
-	return json.Marshal(p)
+	return json.Marshal(struct {
+		Time       string            `json:"time"`
+		Seq        uint64            `json:"seq"`
+		Type       string            `json:"type"`
+		Action     string            `json:"action"`
+		Node       string            `json:"node"`
+		Subject    string            `json:"subject"`
+		Attributes map[string]string `json:"attributes"`
+	}{e.Time.UTC().Format(EventTimeFormat), e.Seq, e.Type, e.Action, e.Node, e.Subject, attrs})
 }
 
 // EventsRequest selects events: Filters like "type=member" (same key
@@ -159,11 +165,16 @@ type Task struct {
 	Node string `json:"node,omitempty"`
 	// Desired is what the slot should be doing: running.
 	Desired string `json:"desired"`
-	// State is assigned (claimed by its node), assigning (placed, not yet
-	// claimed) or pending (no node can take it; Message says why).
+	// State is pending (no node can take it; Message says why), assigning
+	// (placed, not yet claimed by its node), assigned (claimed, on an agent
+	// that runs no containers), or what the node's containerd says:
+	// starting, running, restarting, exited, failed, unavailable (the image
+	// is missing there).
 	State       string `json:"state"`
 	Message     string `json:"message,omitempty"`
 	SpecVersion string `json:"spec_version,omitempty"`
 	// Current is true when the slot works on the service's current version.
 	Current bool `json:"current"`
+	// Restarts counts restarts of the slot's containers on its node.
+	Restarts int `json:"restarts"`
 }

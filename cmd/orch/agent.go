@@ -21,17 +21,18 @@ import (
 // fileConfig is the --config file: JSON whose keys mirror the flags.
 // Unknown keys are an error, so a typo cannot silently change nothing.
 type fileConfig struct {
-	Name      *string           `json:"name"`
-	Bind      *string           `json:"bind"`
-	Advertise *string           `json:"advertise"`
-	DataDir   *string           `json:"data_dir"`
-	Socket    *string           `json:"socket"`
-	Labels    map[string]string `json:"labels"`
-	Token     *string           `json:"token"`
-	Join      []string          `json:"join"`
-	Profile   *string           `json:"profile"`
-	LogLevel  *string           `json:"log_level"`
-	LogFormat *string           `json:"log_format"`
+	Name       *string           `json:"name"`
+	Bind       *string           `json:"bind"`
+	Advertise  *string           `json:"advertise"`
+	DataDir    *string           `json:"data_dir"`
+	Socket     *string           `json:"socket"`
+	Labels     map[string]string `json:"labels"`
+	Token      *string           `json:"token"`
+	Join       []string          `json:"join"`
+	Profile    *string           `json:"profile"`
+	Containerd *string           `json:"containerd"`
+	LogLevel   *string           `json:"log_level"`
+	LogFormat  *string           `json:"log_format"`
 }
 
 // parseFileConfig decodes a config file strictly.
@@ -56,6 +57,7 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 // agentFlags holds the raw flag values of `orch agent`.
 type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
+	containerd                                                 string
 	logLevel, logFormat                                        string
 	labels, join                                               []string
 }
@@ -75,7 +77,7 @@ proves the token's secret, and only then receives the gossip key.
 
 Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
-token, join ["addr"], profile, log_level, log_format), then flags.`,
+token, join ["addr"], profile, containerd, log_level, log_format), then flags.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.toConfig(cmd.Flags(), g.socket, cmd.Flags().Changed("socket"))
@@ -99,6 +101,7 @@ token, join ["addr"], profile, log_level, log_format), then flags.`,
 	fl.StringVar(&f.token, "token", "", "join token of the cluster to join (from \"orch token\" on a member)")
 	fl.StringArrayVar(&f.join, "join", nil, "member to join, HOST[:PORT] (repeatable; retried with backoff)")
 	fl.StringVar(&f.profile, "profile", def.Profile, "failure-detection timings: lan (like serf) or fast (~1-2 s detection)")
+	fl.StringVar(&f.containerd, "containerd", def.Containerd, "containerd socket where this node's replicas run; \"none\" runs nothing (claims only)")
 	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -127,6 +130,7 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("data-dir", &f.dataDir, fc.DataDir)
 		set("token", &f.token, fc.Token)
 		set("profile", &f.profile, fc.Profile)
+		set("containerd", &f.containerd, fc.Containerd)
 		set("log-level", &f.logLevel, fc.LogLevel)
 		set("log-format", &f.logFormat, fc.LogFormat)
 		if fc.Socket != nil && !socketSet {
@@ -149,6 +153,7 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 	cfg.Token = f.token
 	cfg.Join = f.join
 	cfg.Profile = f.profile
+	cfg.Containerd = f.containerd
 	bind, err := parseBind(f.bind)
 	if err != nil {
 		errs = append(errs, err)

@@ -63,6 +63,7 @@ func startAgent(t *testing.T, name string, labels map[string]string) *testAgent 
 	cfg.Bind = netip.MustParseAddrPort("127.0.0.1:0")
 	cfg.Profile = "fast"
 	cfg.Labels = labels
+	cfg.Containerd = agent.ContainerdNone // placement and claims only
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
@@ -594,7 +595,7 @@ func parseAgentFlags(t *testing.T, args ...string) (agentFlags, *pflag.FlagSet) 
 	}
 	f := agentFlags{
 		name: get("name"), bind: get("bind"), advertise: get("advertise"), dataDir: get("data-dir"),
-		token: get("token"), profile: get("profile"), configFile: get("config"),
+		token: get("token"), profile: get("profile"), configFile: get("config"), containerd: get("containerd"),
 		logLevel: get("log-level"), logFormat: get("log-format"),
 		labels: getArray("label"), join: getArray("join"),
 	}

@@ -166,22 +166,44 @@ reason: what a CI/CD pipeline needs.`,
 }
 
 // waitConverged polls the service's tasks until every slot is assigned on
-// the given version.
+// the given version. It gives up at once when the version can no longer
+// converge: the service was removed, or another write replaced the version
+// (the agent answering holds the version it returned, or a later one).
 func waitConverged(ctx context.Context, g *globals, name, version string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	c := g.client() // one client, so polls reuse its connection
 	var last string
 	for {
-		tasks, err := g.client().ServiceTasks(ctx, name)
+		info, err := c.GetService(ctx, name)
+		var tasks []api.Task
 		if err == nil {
+			if info.Version != version {
+				return fmt.Errorf("%s changed to version %s before version %s converged (another write replaced it)", name, info.Version, version)
+			}
+			tasks, err = c.ServiceTasks(ctx, name)
+		}
+		var ae *api.Error
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			return fmt.Errorf("%s was removed before it converged: %w", name, err)
+		case err != nil && ctx.Err() != nil:
+			// The deadline cut this poll short: keep the last answer,
+			// which says why the service has not converged.
+		case err != nil:
+			last = err.Error()
+		default:
 			var waiting []string
 			for _, t := range tasks {
-				if t.State == "assigned" && t.SpecVersion == version {
+				if (t.State == "assigned" || t.State == "running") && t.SpecVersion == version {
 					continue
 				}
 				w := fmt.Sprintf("%s.%d: %s", name, t.Slot, t.State)
+				if t.SpecVersion != "" {
+					w += " on version " + t.SpecVersion
+				}
 				if t.Message != "" {
 					w += " (" + t.Message + ")"
 				}
@@ -192,15 +214,16 @@ func waitConverged(ctx context.Context, g *globals, name, version string, timeou
 				return nil
 			}
 			last = strings.Join(waiting, "; ")
-		} else {
-			last = err.Error()
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s did not converge within %s: %s", name, timeout, last)
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ctx.Err()
 			}
-			return ctx.Err()
+			if last == "" {
+				last = ctx.Err().Error()
+			}
+			return fmt.Errorf("%s did not converge within %s: %s", name, timeout, last)
 		case <-tick.C:
 		}
 	}
@@ -302,7 +325,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 				return writeJSON(g.stdout, tasks)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TASK\tNODE\tDESIRED\tSTATE\tVERSION\tMESSAGE")
+			fmt.Fprintln(tw, "TASK\tNODE\tDESIRED\tSTATE\tRESTARTS\tVERSION\tMESSAGE")
 			for _, t := range tasks {
 				node, ver := t.Node, t.SpecVersion
 				if node == "" {
@@ -311,7 +334,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 				if ver == "" {
 					ver = "-"
 				}
-				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%s\n", t.Service, t.Slot, node, t.Desired, t.State, ver, t.Message)
+				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, node, t.Desired, t.State, t.Restarts, ver, t.Message)
 			}
 			return tw.Flush()
 		},

@@ -61,9 +61,13 @@ func newNode(h *lab.Host, name string) *node {
 	return &node{name: name, host: h, dataDir: filepath.Join(dir, "data"), socket: filepath.Join(dir, "orch.sock")}
 }
 
-// start runs `orch agent` on the node's host with extra flags.
+// start runs `orch agent` on the node's host with extra flags. Without a
+// --containerd flag the agent runs no containers (claims only).
 func (n *node) start(t *testing.T, extra ...string) *lab.Process {
 	t.Helper()
+	if !slices.Contains(extra, "--containerd") {
+		extra = append(extra, "--containerd", "none")
+	}
 	if err := os.MkdirAll(filepath.Dir(n.socket), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,462 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/netns"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Container labels: the runtime's whole memory lives in them.
+const (
+	LabelService     = "orch.service"
+	LabelSlot        = "orch.slot"
+	LabelReplica     = "orch.replica"
+	LabelContainer   = "orch.container"
+	LabelSpecVersion = "orch.spec-version"
+	LabelNetNS       = "orch.netns"
+	LabelRestarts    = "orch.restarts"
+	LabelImage       = "orch.image-digest"
+)
+
+// maxIDLen is containerd's limit on identifiers.
+const maxIDLen = 76
+
+// ContainerSpec is one container of a replica, in the runtime's terms.
+type ContainerSpec struct {
+	Name  string
+	Image string // a reference of a local image
+	// Command replaces the image's entrypoint, Args its cmd (Docker's
+	// semantics); nil keeps the image's.
+	Command, Args []string
+	Env           []string // NAME=VALUE, over the image's
+	WorkingDir    string
+	User          string
+	ReadOnlyRoot  bool
+	MemoryBytes   int64 // 0: no limit
+	CPUMillis     int64 // 0: no limit
+}
+
+// ReplicaSpec is one replica to run.
+type ReplicaSpec struct {
+	// Node is the node running the replica; it is part of the ID, so two
+	// containerds sharing a host's /run/containerd (a test lab) never see
+	// the same container ID.
+	Node        string
+	Service     string
+	Slot        int
+	SpecVersion string
+	Containers  []ContainerSpec
+}
+
+// ID is the replica's identifier: service, slot and a hash of what its
+// containers run. A change that does not touch the containers (a scale,
+// a label, a constraint) keeps the replica; one that does makes a new
+// replica, which rolling updates start beside or after the old one.
+func (s ReplicaSpec) ID() string {
+	b, _ := json.Marshal(s.Containers)
+	h := sha256.Sum256(append(b, s.Node...))
+	return fmt.Sprintf("%s.%d.%s", s.Service, s.Slot, hex.EncodeToString(h[:5]))
+}
+
+// containerID names a container of a replica within containerd's limits.
+func containerID(replica, name string) string {
+	id := replica + "." + name
+	if len(id) <= maxIDLen {
+		return id
+	}
+	h := sha256.Sum256([]byte(id))
+	return id[:maxIDLen-17] + "." + hex.EncodeToString(h[:8])
+}
+
+// Container states.
+const (
+	StateCreated = "created" // no task, or a task not started
+	StateRunning = "running"
+	StateStopped = "stopped" // the process exited
+	StatePaused  = "paused"
+	StateUnknown = "unknown"
+)
+
+// ContainerStatus is what containerd says of one container.
+type ContainerStatus struct {
+	Name     string
+	ID       string
+	Image    string // the digest it runs
+	State    string
+	PID      uint32
+	ExitCode uint32
+	ExitedAt time.Time
+	Restarts int
+}
+
+// Replica is a replica as found in containerd.
+type Replica struct {
+	ID          string
+	Service     string
+	Slot        int
+	SpecVersion string
+	NetNS       string
+	Containers  []ContainerStatus
+}
+
+// Replicas lists every replica in orch's namespace, from container labels.
+func (r *Runtime) Replicas(ctx context.Context) ([]Replica, error) {
+	c, ctx, err := r.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := c.Containers(ctx, `labels."`+LabelReplica+`"`)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", classify(err))
+	}
+	byID := map[string]*Replica{}
+	for _, ctr := range cs {
+		labels, err := ctr.Labels(ctx)
+		if err != nil {
+			if errors.Is(classify(err), ErrNotFound) {
+				continue // removed meanwhile
+			}
+			return nil, fmt.Errorf("labels of %s: %w", ctr.ID(), classify(err))
+		}
+		id := labels[LabelReplica]
+		rep, ok := byID[id]
+		if !ok {
+			slot, _ := strconv.Atoi(labels[LabelSlot])
+			rep = &Replica{ID: id, Service: labels[LabelService], Slot: slot, SpecVersion: labels[LabelSpecVersion], NetNS: labels[LabelNetNS]}
+			byID[id] = rep
+		}
+		st, err := r.status(ctx, ctr, labels)
+		if err != nil {
+			return nil, err
+		}
+		rep.Containers = append(rep.Containers, st)
+	}
+	out := make([]Replica, 0, len(byID))
+	for _, rep := range byID {
+		sort.Slice(rep.Containers, func(i, j int) bool { return rep.Containers[i].Name < rep.Containers[j].Name })
+		out = append(out, *rep)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (r *Runtime) status(ctx context.Context, ctr client.Container, labels map[string]string) (ContainerStatus, error) {
+	restarts, _ := strconv.Atoi(labels[LabelRestarts])
+	st := ContainerStatus{Name: labels[LabelContainer], ID: ctr.ID(), Image: labels[LabelImage], State: StateCreated, Restarts: restarts}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		if errors.Is(classify(err), ErrNotFound) {
+			return st, nil
+		}
+		return st, fmt.Errorf("task of %s: %w", ctr.ID(), classify(err))
+	}
+	s, err := task.Status(ctx)
+	if err != nil {
+		if errors.Is(classify(err), ErrNotFound) {
+			return st, nil
+		}
+		return st, fmt.Errorf("status of %s: %w", ctr.ID(), classify(err))
+	}
+	st.PID = task.Pid()
+	switch s.Status {
+	case client.Running:
+		st.State = StateRunning
+	case client.Stopped:
+		st.State, st.ExitCode, st.ExitedAt = StateStopped, s.ExitStatus, s.ExitTime
+	case client.Paused, client.Pausing:
+		st.State = StatePaused
+	case client.Created:
+		st.State = StateCreated
+	default:
+		st.State = StateUnknown
+	}
+	return st, nil
+}
+
+// StartReplica makes the replica run: it creates what is missing (network
+// namespace, containers, tasks) and starts what is not running. Calling it
+// on a running replica changes nothing, so it also adopts.
+func (r *Runtime) StartReplica(ctx context.Context, spec ReplicaSpec) error {
+	c, ctx, err := r.conn(ctx)
+	if err != nil {
+		return err
+	}
+	id := spec.ID()
+	// Images first: a replica whose image is missing leaves nothing behind.
+	imgs := make([]client.Image, len(spec.Containers))
+	for i, cs := range spec.Containers {
+		if imgs[i], err = r.getImage(ctx, c, cs.Image); err != nil {
+			return fmt.Errorf("replica %s: %w", id, err)
+		}
+	}
+	nsPath, created, err := r.ensureNetNS(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	for i, cs := range spec.Containers {
+		if err := r.ensureContainer(ctx, c, spec, cs, imgs[i], nsPath); err != nil {
+			if created && i == 0 {
+				// Nothing refers to the new namespace yet.
+				netns.LoadNetNS(nsPath).Remove()
+			}
+			return fmt.Errorf("replica %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// ensureNetNS returns the replica's network namespace, creating it (with
+// loopback up) if no container of the replica names one.
+func (r *Runtime) ensureNetNS(ctx context.Context, c *client.Client, replica string) (path string, created bool, err error) {
+	cs, err := c.Containers(ctx, `labels."`+LabelReplica+`"==`+strconv.Quote(replica))
+	if err != nil {
+		return "", false, fmt.Errorf("list containers of %s: %w", replica, classify(err))
+	}
+	for _, ctr := range cs {
+		labels, err := ctr.Labels(ctx)
+		if err == nil && labels[LabelNetNS] != "" {
+			if _, err := os.Stat(labels[LabelNetNS]); err == nil {
+				return labels[LabelNetNS], false, nil
+			}
+		}
+	}
+	ns, err := netns.NewNetNS(netnsDir(r.cfg.StateDir))
+	if err != nil {
+		return "", false, fmt.Errorf("create network namespace for %s: %w", replica, err)
+	}
+	if err := loopbackUp(ns.GetPath()); err != nil {
+		ns.Remove()
+		return "", false, fmt.Errorf("network namespace for %s: %w", replica, err)
+	}
+	return ns.GetPath(), true, nil
+}
+
+func (r *Runtime) ensureContainer(ctx context.Context, c *client.Client, spec ReplicaSpec, cs ContainerSpec, img client.Image, nsPath string) error {
+	cid := containerID(spec.ID(), cs.Name)
+	ctr, err := c.LoadContainer(ctx, cid)
+	if err != nil && !errors.Is(classify(err), ErrNotFound) {
+		return fmt.Errorf("load container %s: %w", cid, classify(err))
+	}
+	if ctr == nil {
+		labels := map[string]string{
+			LabelService:     spec.Service,
+			LabelSlot:        strconv.Itoa(spec.Slot),
+			LabelReplica:     spec.ID(),
+			LabelContainer:   cs.Name,
+			LabelSpecVersion: spec.SpecVersion,
+			LabelNetNS:       nsPath,
+			LabelRestarts:    "0",
+			LabelImage:       img.Target().Digest.String(),
+		}
+		ctr, err = c.NewContainer(ctx, cid,
+			client.WithSnapshotter(r.cfg.Snapshotter),
+			client.WithNewSnapshot(cid, img),
+			client.WithNewSpec(specOpts(img, spec, cs, nsPath)...),
+			client.WithContainerLabels(labels),
+		)
+		if err != nil {
+			return fmt.Errorf("create container %s: %w", cid, classify(err))
+		}
+		r.log.Info("container created", "container", cid, "image", cs.Image, "digest", labels[LabelImage])
+	}
+	return r.ensureTask(ctx, ctr)
+}
+
+// specOpts builds the OCI spec: the image's config, the spec's overrides,
+// the replica's network namespace, and the defaults a security-minded user
+// expects (no new privileges, containerd's default capability set, the
+// default seccomp profile).
+func specOpts(img client.Image, spec ReplicaSpec, cs ContainerSpec, nsPath string) []oci.SpecOpts {
+	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+	switch {
+	case len(cs.Command) > 0:
+		opts = append(opts, oci.WithProcessArgs(append(append([]string{}, cs.Command...), cs.Args...)...))
+	case len(cs.Args) > 0:
+		opts = append(opts, oci.WithImageConfigArgs(img, cs.Args))
+	}
+	if len(cs.Env) > 0 {
+		opts = append(opts, oci.WithEnv(cs.Env))
+	}
+	if cs.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(cs.WorkingDir))
+	}
+	if cs.User != "" {
+		opts = append(opts, oci.WithUser(cs.User))
+	}
+	if cs.ReadOnlyRoot {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if cs.MemoryBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(cs.MemoryBytes)))
+	}
+	if cs.CPUMillis > 0 {
+		const period = 100_000 // µs, the kernel's default CFS period
+		opts = append(opts, oci.WithCPUCFS(cs.CPUMillis*period/1000, period))
+	}
+	opts = append(opts,
+		oci.WithHostname(fmt.Sprintf("%s-%d", spec.Service, spec.Slot)),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
+		oci.WithNoNewPrivileges,
+		seccomp.WithDefaultProfile(),
+	)
+	return opts
+}
+
+// ensureTask starts the container's task unless it runs. A stopped task is
+// deleted first; starting it again counts as a restart.
+func (r *Runtime) ensureTask(ctx context.Context, ctr client.Container) error {
+	task, err := ctr.Task(ctx, nil)
+	switch {
+	case err == nil:
+		st, err := task.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", ctr.ID(), classify(err))
+		}
+		switch st.Status {
+		case client.Running, client.Paused, client.Pausing:
+			return nil
+		case client.Created:
+			return classify(task.Start(ctx))
+		}
+		if _, err := task.Delete(ctx); err != nil && !errors.Is(classify(err), ErrNotFound) {
+			return fmt.Errorf("delete stopped task of %s: %w", ctr.ID(), classify(err))
+		}
+		if err := r.bumpRestarts(ctx, ctr); err != nil {
+			return err
+		}
+	case !errors.Is(classify(err), ErrNotFound):
+		return fmt.Errorf("task of %s: %w", ctr.ID(), classify(err))
+	}
+	logPath := filepath.Join(logDir(r.cfg.StateDir), ctr.ID()+".log")
+	task, err = ctr.NewTask(ctx, cio.LogFile(logPath))
+	if err != nil {
+		return fmt.Errorf("create task of %s: %w", ctr.ID(), classify(err))
+	}
+	if err := task.Start(ctx); err != nil {
+		task.Delete(ctx)
+		return fmt.Errorf("start %s: %w", ctr.ID(), classify(err))
+	}
+	r.log.Info("container started", "container", ctr.ID(), "pid", task.Pid())
+	return nil
+}
+
+func (r *Runtime) bumpRestarts(ctx context.Context, ctr client.Container) error {
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return fmt.Errorf("labels of %s: %w", ctr.ID(), classify(err))
+	}
+	n, _ := strconv.Atoi(labels[LabelRestarts])
+	if _, err := ctr.SetLabels(ctx, map[string]string{LabelRestarts: strconv.Itoa(n + 1)}); err != nil {
+		return fmt.Errorf("count restart of %s: %w", ctr.ID(), classify(err))
+	}
+	return nil
+}
+
+// RestartContainer starts a stopped container of a replica again.
+func (r *Runtime) RestartContainer(ctx context.Context, id string) error {
+	c, ctx, err := r.conn(ctx)
+	if err != nil {
+		return err
+	}
+	ctr, err := c.LoadContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load container %s: %w", id, classify(err))
+	}
+	return r.ensureTask(ctx, ctr)
+}
+
+// RemoveReplica stops the replica's containers (SIGTERM, then SIGKILL after
+// grace), deletes them with their snapshots, and removes its network
+// namespace and logs. Removing what is already gone is not an error.
+func (r *Runtime) RemoveReplica(ctx context.Context, id string, grace time.Duration) error {
+	c, ctx, err := r.conn(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := c.Containers(ctx, `labels."`+LabelReplica+`"==`+strconv.Quote(id))
+	if err != nil {
+		return fmt.Errorf("list containers of %s: %w", id, classify(err))
+	}
+	var errs []error
+	nsPaths := map[string]bool{}
+	for _, ctr := range cs {
+		if labels, err := ctr.Labels(ctx); err == nil && labels[LabelNetNS] != "" {
+			nsPaths[labels[LabelNetNS]] = true
+		}
+		if err := r.stopTask(ctx, ctr, grace); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errors.Is(classify(err), ErrNotFound) {
+			errs = append(errs, fmt.Errorf("delete container %s: %w", ctr.ID(), classify(err)))
+			continue
+		}
+		os.Remove(filepath.Join(logDir(r.cfg.StateDir), ctr.ID()+".log"))
+		r.log.Info("container removed", "container", ctr.ID())
+	}
+	if len(errs) == 0 {
+		for p := range nsPaths {
+			if err := netns.LoadNetNS(p).Remove(); err != nil {
+				errs = append(errs, fmt.Errorf("remove network namespace %s: %w", p, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopTask stops and deletes a container's task: Wait before Kill, so the
+// exit is not missed; SIGTERM, then SIGKILL after grace.
+func (r *Runtime) stopTask(ctx context.Context, ctr client.Container, grace time.Duration) error {
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		if errors.Is(classify(err), ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("task of %s: %w", ctr.ID(), classify(err))
+	}
+	st, err := task.Status(ctx)
+	if err == nil && (st.Status == client.Running || st.Status == client.Paused) {
+		exitCh, err := task.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", ctr.ID(), classify(err))
+		}
+		if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errors.Is(classify(err), ErrNotFound) {
+			return fmt.Errorf("stop %s: %w", ctr.ID(), classify(err))
+		}
+		select {
+		case <-exitCh:
+		case <-time.After(grace):
+			r.log.Warn("container ignored SIGTERM, killing it", "container", ctr.ID(), "grace", grace)
+			if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errors.Is(classify(err), ErrNotFound) {
+				return fmt.Errorf("kill %s: %w", ctr.ID(), classify(err))
+			}
+			select {
+			case <-exitCh:
+			case <-ctx.Done():
+				return fmt.Errorf("wait for %s to die: %w", ctr.ID(), ctx.Err())
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("stop %s: %w", ctr.ID(), ctx.Err())
+		}
+	}
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errors.Is(classify(err), ErrNotFound) {
+		return fmt.Errorf("delete task of %s: %w", ctr.ID(), classify(err))
+	}
+	return nil
+}

@@ -1,0 +1,380 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/orchproject/orch/agent/runtime"
+	"github.com/orchproject/orch/agent/spec"
+)
+
+// workloads is what the agent needs from the container runtime. Methods
+// may block on containerd up to ctx's deadline and are safe for concurrent
+// use; errors wrapping runtime.ErrUnavailable mean containerd is down.
+type workloads interface {
+	Ping(ctx context.Context) error
+	Replicas(ctx context.Context) ([]runtime.Replica, error)
+	StartReplica(ctx context.Context, spec runtime.ReplicaSpec) error
+	RemoveReplica(ctx context.Context, id string, grace time.Duration) error
+	ImportImage(ctx context.Context, archive io.Reader) ([]runtime.Image, error)
+	Images(ctx context.Context) ([]runtime.Image, error)
+	WatchExits(ctx context.Context, wake func()) error
+}
+
+var _ workloads = (*runtime.Runtime)(nil)
+
+// Task states once containers run (see also taskAssigned & co. in state.go).
+const (
+	taskStarting    = "starting"
+	taskRunning     = "running"
+	taskExited      = "exited"      // stopped, and the restart policy says no more
+	taskRestarting  = "restarting"  // stopped, waiting for its backoff
+	taskFailed      = "failed"      // could not be started; Message says why
+	taskUnavailable = "unavailable" // the image is missing here
+)
+
+const (
+	// runtimeTimeout bounds one runtime call from the reconcile loop.
+	runtimeTimeout = 30 * time.Second
+	// healthInterval is how often the agent checks containerd.
+	healthInterval = 2 * time.Second
+	// maxRestartBackoff caps the exponential restart delay.
+	maxRestartBackoff = 5 * time.Minute
+	// failedRetryBase is the first retry delay after a start failure
+	// (a missing image, say); it doubles up to maxRestartBackoff.
+	failedRetryBase = 2 * time.Second
+)
+
+// slotRun is what the runtime says of one slot this node holds.
+type slotRun struct {
+	State       string
+	Message     string
+	Restarts    int
+	SpecVersion string // the version its containers run
+}
+
+// replicaSpec turns a service spec into the runtime's terms.
+func replicaSpec(node string, s *spec.Service, slot int, version string) runtime.ReplicaSpec {
+	rs := runtime.ReplicaSpec{Node: node, Service: s.Name, Slot: slot, SpecVersion: version}
+	for _, c := range s.Containers {
+		cs := runtime.ContainerSpec{
+			Name: c.Name, Image: c.Image, Command: c.Command, Args: c.Args,
+			WorkingDir: c.WorkingDir, User: c.User, ReadOnlyRoot: c.ReadOnlyRootFilesystem,
+			MemoryBytes: int64(c.Resources.Memory), CPUMillis: int64(c.Resources.CPU),
+		}
+		for _, e := range c.Env {
+			cs.Env = append(cs.Env, e.Name+"="+e.Value)
+		}
+		rs.Containers = append(rs.Containers, cs)
+	}
+	return rs
+}
+
+// restartDecision says whether a stopped replica may start again, and when.
+func restartDecision(p spec.RestartPolicy, exitCode uint32, restarts int, stoppedAt time.Time) (restart bool, at time.Time) {
+	switch p.Condition {
+	case spec.RestartNone:
+		return false, time.Time{}
+	case spec.RestartOnFailure:
+		if exitCode == 0 {
+			return false, time.Time{}
+		}
+	}
+	if p.MaxAttempts > 0 && restarts >= p.MaxAttempts {
+		return false, time.Time{}
+	}
+	delay := time.Duration(spec.DefaultRestartDelay)
+	if p.Delay != nil {
+		delay = p.Delay.Std()
+	}
+	// Exponential backoff, so a crash loop cannot become a restart storm.
+	for range min(restarts, 16) {
+		delay *= 2
+		if delay >= maxRestartBackoff {
+			delay = maxRestartBackoff
+			break
+		}
+	}
+	return true, stoppedAt.Add(delay)
+}
+
+// syncWorkloads makes containerd run exactly the replicas of the slots this
+// node holds and reports each slot's state. want maps a task key to the
+// replica that slot should run.
+func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.ReplicaSpec, hold map[string]bool, policies map[string]spec.RestartPolicy) (map[string]slotRun, error) {
+	ctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
+	defer cancel()
+	actual, err := a.rt.Replicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]runtime.Replica, len(actual))
+	for _, r := range actual {
+		byID[r.ID] = r
+	}
+	// A held slot (a rolling update not yet at it) keeps the replica it
+	// runs, whatever it runs.
+	keep := map[string]runtime.Replica{} // task key → replica kept as is
+	for key, rs := range want {
+		if !hold[key] {
+			continue
+		}
+		for _, r := range actual {
+			// A kept replica that stopped is not restarted on its old
+			// version: it is replaced by the new one.
+			if stopped, _, _ := stoppedContainer(r); !stopped && r.Service == rs.Service && r.Slot == rs.Slot && r.ID != rs.ID() {
+				keep[key] = r
+			}
+		}
+	}
+	wantIDs := make(map[string]bool, len(want))
+	for key, rs := range want {
+		if r, ok := keep[key]; ok {
+			wantIDs[r.ID] = true
+		} else {
+			wantIDs[rs.ID()] = true
+		}
+	}
+	var errs []error
+	// Remove what is no longer wanted here (old versions, slots that
+	// moved, services removed, scaled away). Stopping may take a grace
+	// period, so removals run beside the loop; a slot whose old replica
+	// is still stopping does not start its new one (stop-first).
+	stopping := map[string]bool{} // "service/slot" with an old replica going away
+	for _, r := range actual {
+		if wantIDs[r.ID] {
+			continue
+		}
+		stopping[taskKey(r.Service, r.Slot)] = true
+		a.removeAsync(r)
+	}
+	out := make(map[string]slotRun, len(want))
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	now := time.Now()
+	for _, key := range keys {
+		rs := want[key]
+		subject := taskSubject(key)
+		rep, exists := byID[rs.ID()]
+		run := slotRun{SpecVersion: rs.SpecVersion}
+		if kept, ok := keep[key]; ok {
+			// Report the kept replica as it is, with the version it was
+			// started for.
+			rep, exists, run.SpecVersion = kept, true, kept.SpecVersion
+		}
+		stopped, code, stoppedAt := stoppedContainer(rep)
+		for _, c := range rep.Containers {
+			run.Restarts = max(run.Restarts, c.Restarts)
+		}
+		switch {
+		case exists && !stopped && len(rep.Containers) == len(rs.Containers):
+			run.State = taskRunning
+			a.retry.forget(rs.ID())
+		case exists && stopped:
+			ok, at := restartDecision(policies[key], code, run.Restarts, stoppedAt)
+			switch {
+			case !ok:
+				run.State, run.Message = taskExited, fmt.Sprintf("exit code %d", code)
+			case now.Before(at):
+				run.State, run.Message = taskRestarting, fmt.Sprintf("exit code %d; restarting in %s", code, at.Sub(now).Round(100*time.Millisecond))
+				a.wakeAt(at)
+			default:
+				a.bus.Publish(typeTask, actRestarting, subject, map[string]string{"exit_code": fmt.Sprint(code), "restarts": fmt.Sprint(run.Restarts + 1)})
+				run = a.startSlot(ctx, rs, run, subject)
+				if run.State == taskStarting {
+					run.Restarts++
+				}
+			}
+		case !exists && stopping[key]:
+			run.State, run.Message = taskStarting, "waiting for the previous replica to stop"
+		default: // missing, or missing containers
+			if at, wait := a.retry.due(rs.ID(), now); wait {
+				run.State, run.Message = a.retry.last(rs.ID())
+				a.wakeAt(at)
+				break
+			}
+			run = a.startSlot(ctx, rs, run, subject)
+		}
+		out[key] = run
+	}
+	return out, errors.Join(errs...)
+}
+
+// removeAsync removes a replica in the background, once at a time per
+// replica, and wakes the reconcile loop when it is gone.
+func (a *Agent) removeAsync(r runtime.Replica) {
+	a.mu.Lock()
+	if a.removing == nil {
+		a.removing = map[string]bool{}
+	}
+	if a.removing[r.ID] || a.loopCtx == nil {
+		a.mu.Unlock()
+		return
+	}
+	a.removing[r.ID] = true
+	ctx := a.loopCtx
+	a.mu.Unlock()
+	a.removals.Go(func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.removing, r.ID)
+			a.mu.Unlock()
+			a.wake()
+		}()
+		ctx, cancel := context.WithTimeout(ctx, runtime.DefaultStopGrace+runtimeTimeout)
+		defer cancel()
+		if err := a.rt.RemoveReplica(ctx, r.ID, runtime.DefaultStopGrace); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("remove replica", "replica", r.ID, "err", err)
+			}
+			return
+		}
+		a.bus.Publish(typeTask, actRemoved, fmt.Sprintf("%s.%d", r.Service, r.Slot), map[string]string{"replica": r.ID})
+	})
+}
+
+// startSlot starts (or completes) a replica and reports the outcome.
+func (a *Agent) startSlot(ctx context.Context, rs runtime.ReplicaSpec, run slotRun, subject string) slotRun {
+	err := a.rt.StartReplica(ctx, rs)
+	switch {
+	case err == nil:
+		run.State, run.Message = taskStarting, ""
+		a.retry.forget(rs.ID())
+		a.bus.Publish(typeTask, actStarting, subject, map[string]string{"replica": rs.ID(), "version": rs.SpecVersion})
+	case errors.Is(err, runtime.ErrNotFound):
+		run.State, run.Message = taskUnavailable, "image unavailable: "+err.Error()
+		at := a.retry.fail(rs.ID(), run.State, run.Message, time.Now())
+		a.wakeAt(at)
+		a.bus.Publish(typeTask, actUnavailable, subject, map[string]string{"reason": err.Error()})
+	default:
+		run.State, run.Message = taskFailed, err.Error()
+		at := a.retry.fail(rs.ID(), run.State, run.Message, time.Now())
+		a.wakeAt(at)
+		a.bus.Publish(typeTask, actFailed, subject, map[string]string{"reason": err.Error()})
+	}
+	return run
+}
+
+// stoppedContainer reports whether any container of the replica has
+// stopped, with its exit code and time.
+func stoppedContainer(r runtime.Replica) (bool, uint32, time.Time) {
+	for _, c := range r.Containers {
+		if c.State == runtime.StateStopped {
+			return true, c.ExitCode, c.ExitedAt
+		}
+	}
+	return false, 0, time.Time{}
+}
+
+// retryBook remembers start failures so retries back off. Owned by the
+// reconcile goroutine.
+type retryBook struct {
+	m map[string]retryState
+}
+
+type retryState struct {
+	next          time.Time
+	delay         time.Duration
+	state, reason string
+}
+
+func (b *retryBook) due(id string, now time.Time) (time.Time, bool) {
+	s, ok := b.m[id]
+	return s.next, ok && now.Before(s.next)
+}
+
+func (b *retryBook) last(id string) (string, string) {
+	s := b.m[id]
+	return s.state, s.reason
+}
+
+func (b *retryBook) fail(id, state, reason string, now time.Time) time.Time {
+	if b.m == nil {
+		b.m = map[string]retryState{}
+	}
+	s := b.m[id]
+	s.delay = min(max(2*s.delay, failedRetryBase), maxRestartBackoff)
+	s.next, s.state, s.reason = now.Add(s.delay), state, reason
+	b.m[id] = s
+	return s.next
+}
+
+func (b *retryBook) forget(id string) { delete(b.m, id) }
+
+// wakeAt schedules a reconcile pass at t (for backoffs).
+func (a *Agent) wakeAt(t time.Time) {
+	d := max(time.Until(t), 10*time.Millisecond)
+	time.AfterFunc(d, a.wake)
+}
+
+// runtimeLoop watches containerd: its health (an unreachable containerd
+// makes this node ineligible, so its slots move) and task exits (which wake
+// the reconcile loop).
+func (a *Agent) runtimeLoop(ctx context.Context) error {
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watching := false
+	watchDone := make(chan struct{})
+	tick := time.NewTicker(healthInterval)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, healthInterval)
+		err := a.rt.Ping(pctx)
+		cancel()
+		a.setEligible(err == nil, err)
+		if err == nil && !watching {
+			watching = true
+			watchDone = make(chan struct{})
+			go func() {
+				defer close(watchDone)
+				if err := a.rt.WatchExits(watchCtx, a.wake); err != nil {
+					a.log.Warn("task exit events ended", "err", err)
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			stopWatch()
+			if watching {
+				<-watchDone
+			}
+			return nil
+		case <-watchDone:
+			watching = false
+			a.wake() // containerd may have restarted: look again
+		case <-tick.C:
+		}
+	}
+}
+
+// setEligible publishes whether this node can take work.
+func (a *Agent) setEligible(ok bool, cause error) {
+	a.mu.Lock()
+	changed := a.eligible != ok
+	a.eligible = ok
+	a.mu.Unlock()
+	if !changed {
+		return
+	}
+	if ok {
+		a.log.Info("containerd reachable: taking work")
+	} else {
+		a.log.Warn("containerd unreachable: this node takes no work until it returns", "err", cause)
+	}
+	if err := a.node.SetTags(a.tags()); err != nil {
+		a.log.Error("cannot publish eligibility", "err", err)
+	}
+	act := actIneligible
+	if ok {
+		act = actEligible
+	}
+	a.bus.Publish(typeNode, act, a.cfg.Name, map[string]string{})
+	a.wake()
+}

@@ -1,0 +1,319 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/internal/lab"
+	"github.com/orchproject/orch/internal/testenv"
+	"github.com/orchproject/orch/internal/testimage"
+)
+
+// wnode is an agent with its own containerd on a lab host.
+type wnode struct {
+	*node
+	ctd *testenv.Containerd
+}
+
+// ctr runs ctr against the node's containerd in orch's namespace.
+func (w *wnode) ctr(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ctr", append([]string{"-a", w.ctd.Socket, "-n", "orch"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr %v on %s: %v: %s", args, w.name, err, out)
+	}
+	return string(out)
+}
+
+// containers lists the node's orch containers.
+func (w *wnode) containers(t *testing.T) []string {
+	return strings.Fields(w.ctr(t, "containers", "ls", "-q"))
+}
+
+// taskPIDs maps running container IDs to PIDs on the node.
+func (w *wnode) taskPIDs(t *testing.T) map[string]int {
+	out := map[string]int{}
+	for _, line := range strings.Split(w.ctr(t, "tasks", "ls"), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[2] == "RUNNING" {
+			pid, _ := strconv.Atoi(f[1])
+			out[f[0]] = pid
+		}
+	}
+	return out
+}
+
+func (w *wnode) startAgent(t *testing.T, extra ...string) {
+	t.Helper()
+	w.start(t, append([]string{"--profile", "fast", "--containerd", w.ctd.Socket}, extra...)...)
+	w.waitReady(t)
+}
+
+// tasksEverywhere polls until f accepts the service's tasks as h1 sees them.
+func tasksUntil(t *testing.T, n *node, svc string, timeout time.Duration, f func([]api.Task) error) []api.Task {
+	t.Helper()
+	var got []api.Task
+	lab.Eventually(t, timeout, 100*time.Millisecond, func() error {
+		ts, err := tasksOn(t, n, svc)
+		if err != nil {
+			return err
+		}
+		got = ts
+		return f(ts)
+	})
+	return got
+}
+
+func allRunningOn(want int, distinct bool) func([]api.Task) error {
+	return func(ts []api.Task) error {
+		if len(ts) != want {
+			return fmt.Errorf("%d tasks, want %d", len(ts), want)
+		}
+		nodes := map[string]bool{}
+		for _, tk := range ts {
+			if tk.State != "running" || !tk.Current {
+				return fmt.Errorf("%s.%d on %s is %s (%s)", tk.Service, tk.Slot, tk.Node, tk.State, tk.Message)
+			}
+			nodes[tk.Node] = true
+		}
+		if distinct && len(nodes) != want {
+			return fmt.Errorf("tasks on %d nodes, want %d", len(nodes), want)
+		}
+		return nil
+	}
+}
+
+// TestWorkloads runs replicas in containerd on three lab hosts, each with
+// its own containerd.
+func TestWorkloads(t *testing.T) {
+	testenv.RequireContainerd(t)
+	l := lab.New(t, lab.Config{Hosts: 3})
+	image := testimage.Busybox(t)
+	// Replicas' network namespaces are bind mounts in the agents' data
+	// dirs; unmount what a failed run leaves before the dirs are removed.
+	root := l.Host(1).Dir
+	t.Cleanup(func() { unmountUnder(t, strings.TrimSuffix(root, "/h1")) })
+	var ws []*wnode
+	for i := 1; i <= 3; i++ {
+		h := l.Host(i)
+		w := &wnode{node: newNode(h, h.Name), ctd: testenv.StartContainerd(t, testenv.ContainerdOptions{NetNS: "/run/netns/" + h.NetNS, Namespace: "orch"})}
+		w.ctr(t, "images", "import", image)
+		ws = append(ws, w)
+	}
+	ns := []*node{ws[0].node, ws[1].node, ws[2].node}
+	h1 := ws[0]
+	ws[0].startAgent(t)
+	token := strings.TrimSpace(mustCLI(t, h1.node, "token"))
+	for _, w := range ws[1:] {
+		w.startAgent(t, "--token", token, "--join", h1.host.Addr.String())
+	}
+	allSee(t, 10*time.Second, ns, statusMap("alive", ns...))
+	step := func(name string) { t.Logf("step: %s", name) }
+
+	step("a 3-replica httpd service: one running container per host within 5 s")
+	mustCLI(t, h1.node, "service", "create", "--name", "web", "--replicas", "3", "--restart-delay", "200ms",
+		"--env", "V=1", testimage.DefaultName, "httpd", "-f", "-p", "8080", "-h", "/www")
+	tasksUntil(t, h1.node, "web", 5*time.Second, allRunningOn(3, true))
+	for _, w := range ws {
+		if got := len(w.taskPIDs(t)); got != 1 {
+			t.Errorf("%s runs %d containers, want 1", w.name, got)
+		}
+	}
+
+	step("SIGKILL a container's process: back within its backoff, restart count 1")
+	victim := ws[1]
+	var pid int
+	for _, p := range victim.taskPIDs(t) {
+		pid = p
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ts := tasksUntil(t, h1.node, "web", 15*time.Second, func(ts []api.Task) error {
+		if err := allRunningOn(3, true)(ts); err != nil {
+			return err
+		}
+		for _, tk := range ts {
+			if tk.Node == victim.name && tk.Restarts != 1 {
+				return fmt.Errorf("%s.%d has %d restarts", tk.Service, tk.Slot, tk.Restarts)
+			}
+		}
+		return nil
+	})
+	t.Logf("after the kill: %+v", ts)
+	out, _, _ := h1.cli(t, "service", "ps", "web")
+	if !strings.Contains(out, "RESTARTS") {
+		t.Errorf("ps shows no restarts column:\n%s", out)
+	}
+
+	step("SIGKILL the agent and restart it: same containers, same PIDs, no restarts")
+	before := victim.taskPIDs(t)
+	if err := victim.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	victim.startAgent(t)
+	allSee(t, 20*time.Second, ns, statusMap("alive", ns...))
+	tasksUntil(t, h1.node, "web", 10*time.Second, allRunningOn(3, true))
+	if after := victim.taskPIDs(t); !mapsEqual(before, after) {
+		t.Errorf("containers after the agent restart: %v, before: %v", after, before)
+	}
+
+	step("update of env rolls one replica at a time")
+	mustCLI(t, h1.node, "service", "update", "web", "--env-add", "V=2")
+	info, err := h1.client().GetService(t.Context(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxDown := 0
+	lab.Eventually(t, 60*time.Second, 50*time.Millisecond, func() error {
+		ts, err := tasksOn(t, h1.node, "web")
+		if err != nil {
+			return err
+		}
+		down, done := 0, 0
+		for _, tk := range ts {
+			if tk.State != "running" {
+				down++
+			}
+			if tk.State == "running" && tk.SpecVersion == info.Version {
+				done++
+			}
+		}
+		if down > maxDown {
+			t.Logf("%d down: %+v", down, ts)
+		}
+		maxDown = max(maxDown, down)
+		if done != 3 {
+			return fmt.Errorf("%d of 3 replicas on version %s", done, info.Version)
+		}
+		return nil
+	})
+	if maxDown > 1 {
+		t.Errorf("%d replicas were down at once during a rolling update with parallelism 1", maxDown)
+	}
+
+	step("scale 3 -> 6 -> 1: containers follow, removed ones are gone")
+	mustCLI(t, h1.node, "service", "scale", "web=6")
+	tasksUntil(t, h1.node, "web", 20*time.Second, allRunningOn(6, false))
+	mustCLI(t, h1.node, "service", "scale", "web=1")
+	tasksUntil(t, h1.node, "web", 20*time.Second, allRunningOn(1, false))
+	lab.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
+		total := 0
+		for _, w := range ws {
+			total += len(w.containers(t))
+		}
+		if total != 1 {
+			return fmt.Errorf("%d containers in containerd across the hosts, want 1", total)
+		}
+		return nil
+	})
+
+	step("stop containerd on a host: its replicas move within 10 s; back: no churn")
+	mustCLI(t, h1.node, "service", "scale", "web=3")
+	tasksUntil(t, h1.node, "web", 20*time.Second, allRunningOn(3, true))
+	down := ws[1]
+	if err := down.ctd.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	moved := tasksUntil(t, h1.node, "web", 10*time.Second, func(ts []api.Task) error {
+		if err := allRunningOn(3, false)(ts); err != nil {
+			return err
+		}
+		for _, tk := range ts {
+			if tk.Node == down.name {
+				return fmt.Errorf("web.%d still on %s", tk.Slot, down.name)
+			}
+		}
+		return nil
+	})
+	if err := down.ctd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Back: it becomes eligible again, its stale containers are removed,
+	// and nothing moves back.
+	lab.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
+		if n := len(down.containers(t)); n != 0 {
+			return fmt.Errorf("%s still has %d stale containers", down.name, n)
+		}
+		return nil
+	})
+	after := tasksUntil(t, h1.node, "web", 10*time.Second, allRunningOn(3, false))
+	for i := range after {
+		if after[i].Node != moved[i].Node {
+			t.Errorf("web.%d moved from %s to %s after containerd came back", i, moved[i].Node, after[i].Node)
+		}
+	}
+
+	step("an image that exists nowhere: ps shows the reason; retries back off")
+	mustCLI(t, h1.node, "service", "create", "--name", "ghost", "docker.io/library/nosuch:1", "sh")
+	tasksUntil(t, h1.node, "ghost", 15*time.Second, func(ts []api.Task) error {
+		if len(ts) != 1 || ts[0].State != "unavailable" || !strings.Contains(ts[0].Message, "image") {
+			return fmt.Errorf("ghost tasks: %+v", ts)
+		}
+		return nil
+	})
+
+	step("rm: nothing left in containerd on any host")
+	mustCLI(t, h1.node, "service", "rm", "web", "ghost")
+	lab.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+		for _, w := range ws {
+			if c := w.containers(t); len(c) > 0 {
+				return fmt.Errorf("%s still has containers %v", w.name, c)
+			}
+			if s := strings.TrimSpace(w.ctr(t, "snapshots", "ls")); strings.Count(s, "\n") > 0 {
+				// Only the image's layer snapshots may remain.
+				for _, line := range strings.Split(s, "\n")[1:] {
+					if strings.HasPrefix(line, "web.") {
+						return fmt.Errorf("%s still has snapshot %s", w.name, line)
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// unmountUnder lazily unmounts every mount point below dir.
+func unmountUnder(t *testing.T, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	slices.Sort(points)
+	slices.Reverse(points)
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", p, err)
+		}
+	}
+}
