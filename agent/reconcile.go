@@ -31,6 +31,9 @@ const (
 	actFailed      events.Action = "failed"
 	actUnavailable events.Action = "unavailable"
 
+	typeImage   events.Type   = "image"
+	actImported events.Action = "imported"
+
 	typeNode      events.Type   = "node"
 	actEligible   events.Action = "eligible"
 	actIneligible events.Action = "ineligible"

@@ -123,6 +123,31 @@ func (c *Client) ServiceTasks(ctx context.Context, name string) ([]Task, error) 
 	return v, c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(name)+"/tasks", nil, &v)
 }
 
+// ImportImage uploads an image archive to the agent's containerd.
+func (c *Client) ImportImage(ctx context.Context, archive io.Reader) ([]Image, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://orch/v1/images/import", archive)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-tar")
+	resp, err := c.roundTrip(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v []Image
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode import response: %w", err)
+	}
+	return v, nil
+}
+
+// ListImages lists the images in the agent's containerd.
+func (c *Client) ListImages(ctx context.Context) ([]Image, error) {
+	var v []Image
+	return v, c.do(ctx, http.MethodGet, "/v1/images", nil, &v)
+}
+
 // Events streams events to fn until ctx ends, the agent closes the stream,
 // or fn returns an error (which Events returns).
 func (c *Client) Events(ctx context.Context, req EventsRequest, fn func(Event) error) error {
@@ -191,6 +216,12 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.roundTrip(ctx, req)
+}
+
+// roundTrip sends a request and turns failures into *ConnError (the agent
+// is not there) or *Error (it answered non-2xx).
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -200,7 +231,7 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()

@@ -20,6 +20,8 @@
 //	DELETE /services/{name}
 //	GET  /services/{name}/tasks    []Task
 //	POST /apply                    ServiceWrite (spec) -> ApplyResult
+//	GET  /images                   []Image
+//	POST /images/import            an image archive (the raw body) -> []Image
 package api
 
 import (
@@ -27,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +42,8 @@ import (
 const (
 	// maxBody bounds request bodies; the largest legitimate one is a few KiB.
 	maxBody = 1 << 20
+	// maxImage bounds an imported image archive.
+	maxImage = 16 << 30
 	// shutdownGrace is how long in-flight requests may finish at shutdown;
 	// event streams are cancelled at once.
 	shutdownGrace = 3 * time.Second
@@ -69,6 +74,10 @@ type Backend interface {
 	ApplyService(ctx context.Context, spec json.RawMessage) (ApplyResult, error)
 	RemoveService(ctx context.Context, name string) error
 	ServiceTasks(ctx context.Context, name string) ([]Task, error)
+
+	// ImportImage imports an image archive (OCI or Docker) streamed in r.
+	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
+	ListImages(ctx context.Context) ([]Image, error)
 }
 
 // ServerConfig configures a [Server].
@@ -255,6 +264,14 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		v, err := b.ApplyService(r.Context(), req.Spec)
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("GET /v1/images", func(w http.ResponseWriter, r *http.Request) {
+		v, err := b.ListImages(r.Context())
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("POST /v1/images/import", func(w http.ResponseWriter, r *http.Request) {
+		v, err := b.ImportImage(r.Context(), http.MaxBytesReader(w, r.Body, maxImage))
 		s.reply(w, v, err)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -178,3 +178,12 @@ type Task struct {
 	// Restarts counts restarts of the slot's containers on its node.
 	Restarts int `json:"restarts"`
 }
+
+// Image is an image in the agent's containerd, as `orch image ls` shows it.
+type Image struct {
+	Name string `json:"name"`
+	// Digest is the manifest digest: what replicas run.
+	Digest  string    `json:"digest"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
+}

@@ -106,6 +106,7 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newEventsCmd(g),
 		newServiceCmd(g),
 		newApplyCmd(g),
+		newImageCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -108,7 +108,6 @@ func TestWorkloads(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		h := l.Host(i)
 		w := &wnode{node: newNode(h, h.Name), ctd: testenv.StartContainerd(t, testenv.ContainerdOptions{NetNS: "/run/netns/" + h.NetNS, Namespace: "orch"})}
-		w.ctr(t, "images", "import", image)
 		ws = append(ws, w)
 	}
 	ns := []*node{ws[0].node, ws[1].node, ws[2].node}
@@ -120,6 +119,18 @@ func TestWorkloads(t *testing.T) {
 	}
 	allSee(t, 10*time.Second, ns, statusMap("alive", ns...))
 	step := func(name string) { t.Logf("step: %s", name) }
+
+	step("orch image import on every node; image ls shows it by digest")
+	_, digest := testimage.Build(t, testimage.Options{})
+	for _, w := range ws {
+		out := mustCLI(t, w.node, "image", "import", image)
+		if !strings.Contains(out, testimage.DefaultName) || !strings.Contains(out, digest) {
+			t.Errorf("image import on %s printed %q, want %s %s", w.name, out, testimage.DefaultName, digest)
+		}
+		if ls := mustCLI(t, w.node, "image", "ls"); !strings.Contains(ls, digest) {
+			t.Errorf("image ls on %s: %q lacks %s", w.name, ls, digest)
+		}
+	}
 
 	step("a 3-replica httpd service: one running container per host within 5 s")
 	mustCLI(t, h1.node, "service", "create", "--name", "web", "--replicas", "3", "--restart-delay", "200ms",
