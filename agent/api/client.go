@@ -148,6 +148,38 @@ func (c *Client) ListImages(ctx context.Context) ([]Image, error) {
 	return v, c.do(ctx, http.MethodGet, "/v1/images", nil, &v)
 }
 
+// Logs streams a service's log lines from the agent's node to fn.
+func (c *Client) Logs(ctx context.Context, req LogsRequest, fn func(LogLine) error) error {
+	q := url.Values{}
+	if req.Slot != nil {
+		q.Set("slot", strconv.Itoa(*req.Slot))
+	}
+	q.Set("tail", strconv.Itoa(req.Tail))
+	if req.Follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(req.Service)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var l LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("decode log line: %w", err)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read logs: %w", err)
+	}
+	return nil
+}
+
 // Events streams events to fn until ctx ends, the agent closes the stream,
 // or fn returns an error (which Events returns).
 func (c *Client) Events(ctx context.Context, req EventsRequest, fn func(Event) error) error {

@@ -20,6 +20,7 @@
 //	DELETE /services/{name}
 //	GET  /services/{name}/tasks    []Task
 //	POST /apply                    ServiceWrite (spec) -> ApplyResult
+//	GET  /services/{name}/logs     NDJSON stream of LogLine; query: slot, tail, follow
 //	GET  /images                   []Image
 //	POST /images/import            an image archive (the raw body) -> []Image
 package api
@@ -78,6 +79,8 @@ type Backend interface {
 	// ImportImage imports an image archive (OCI or Docker) streamed in r.
 	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
 	ListImages(ctx context.Context) ([]Image, error)
+	// Logs calls emit for each selected log line, like Events.
+	Logs(ctx context.Context, req LogsRequest, emit func(LogLine) error) error
 }
 
 // ServerConfig configures a [Server].
@@ -266,6 +269,7 @@ func (s *Server) routes() http.Handler {
 		v, err := b.ApplyService(r.Context(), req.Spec)
 		s.reply(w, v, err)
 	})
+	mux.HandleFunc("GET /v1/services/{name}/logs", s.serveLogs)
 	mux.HandleFunc("GET /v1/images", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.ListImages(r.Context())
 		s.reply(w, v, err)
@@ -323,6 +327,52 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !started {
 		// No event before the stream ended: send the headers anyway so the
 		// client sees a clean, empty stream rather than an error.
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// serveLogs streams a service's log lines on this node as NDJSON.
+func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := LogsRequest{Service: r.PathValue("name"), Tail: -1, Follow: q.Get("follow") == "1"}
+	if v := q.Get("slot"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			s.reply(w, nil, Errorf(http.StatusBadRequest, "slot=%q: want a slot number", v))
+			return
+		}
+		req.Slot = &n
+	}
+	if v := q.Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -1 {
+			s.reply(w, nil, Errorf(http.StatusBadRequest, "tail=%q: want a number of lines", v))
+			return
+		}
+		req.Tail = n
+	}
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	started := false
+	err := s.cfg.Backend.Logs(r.Context(), req, func(l LogLine) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			started = true
+		}
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	})
+	if err != nil && !started {
+		s.reply(w, nil, err)
+		return
+	}
+	if !started {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
 	}

@@ -187,3 +187,20 @@ type Image struct {
 	Size    int64     `json:"size"`
 	Created time.Time `json:"created"`
 }
+
+// LogsRequest selects the logs of a service's replicas on the answering
+// node: one slot or all, the last Tail lines (all with -1), then new lines
+// while Follow.
+type LogsRequest struct {
+	Service string
+	Slot    *int
+	Tail    int
+	Follow  bool
+}
+
+// LogLine is one line of a container's output.
+type LogLine struct {
+	// Source is "service.slot/container".
+	Source string `json:"source"`
+	Line   string `json:"line"`
+}

@@ -460,3 +460,8 @@ func (r *Runtime) stopTask(ctx context.Context, ctr client.Container, grace time
 	}
 	return nil
 }
+
+// LogPath is where a container's stdout and stderr go.
+func (r *Runtime) LogPath(containerID string) string {
+	return filepath.Join(logDir(r.cfg.StateDir), containerID+".log")
+}

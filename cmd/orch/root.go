@@ -107,6 +107,7 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newServiceCmd(g),
 		newApplyCmd(g),
 		newImageCmd(g),
+		newLogsCmd(g),
 		newVersionCmd(g),
 	)
 	return root

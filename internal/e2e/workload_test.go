@@ -168,6 +168,21 @@ func TestWorkloads(t *testing.T) {
 		t.Errorf("ps shows no restarts column:\n%s", out)
 	}
 
+	step("orch logs prints a replica's output on its node")
+	mustCLI(t, h1.node, "service", "create", "--name", "talker", "--constraint", "node.name==h1", "--env", "WHO=orch",
+		testimage.DefaultName, "sh", "-c", "echo hello $WHO; exec sleep 100000")
+	lab.Eventually(t, 15*time.Second, 200*time.Millisecond, func() error {
+		out, errOut, code := h1.cli(t, "logs", "talker", "--tail", "5")
+		if code != 0 || !strings.Contains(out, "talker.0/talker | hello orch") {
+			return fmt.Errorf("orch logs: exit %d, %q %q", code, out, errOut)
+		}
+		return nil
+	})
+	if _, errOut, code := ws[1].cli(t, "logs", "talker"); code == 0 || !strings.Contains(errOut, "no replica of talker runs on this node") {
+		t.Errorf("orch logs on a node without the replica: exit %d, %q", code, errOut)
+	}
+	mustCLI(t, h1.node, "service", "rm", "talker")
+
 	step("SIGKILL the agent and restart it: same containers, same PIDs, no restarts")
 	before := victim.taskPIDs(t)
 	if err := victim.proc.Kill(); err != nil {
