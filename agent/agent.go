@@ -88,7 +88,13 @@ func New(cfg Config) (*Agent, error) {
 	a.rec = &reconciler{a: a}
 	a.eligible = true
 	if cfg.Containerd != "" && cfg.Containerd != ContainerdNone {
-		rt, err := runtime.New(runtime.Config{Address: cfg.Containerd, StateDir: filepath.Join(cfg.DataDir, "runtime"), Logger: lg})
+		rt, err := runtime.New(runtime.Config{
+			Address:            cfg.Containerd,
+			StateDir:           filepath.Join(cfg.DataDir, "runtime"),
+			InsecureRegistries: cfg.InsecureRegistries,
+			AuthFile:           cfg.RegistryAuth,
+			Logger:             lg,
+		})
 		if err != nil {
 			return nil, err
 		}

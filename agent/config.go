@@ -61,6 +61,12 @@ type Config struct {
 	// nothing: the node claims slots and records them, for clusters that
 	// only keep state, and for tests.
 	Containerd string
+	// InsecureRegistries are registries (host:port) pulled from over plain
+	// HTTP.
+	InsecureRegistries []string
+	// RegistryAuth is a JSON file of registry credentials:
+	// {"host:port": {"username": "…", "password": "…"}}.
+	RegistryAuth string
 	// ResyncInterval is how often the reconcile loop runs when nothing
 	// wakes it. Zero means DefaultResyncInterval.
 	ResyncInterval time.Duration

@@ -28,6 +28,22 @@ func (b backend) ImportImage(ctx context.Context, r io.Reader) ([]api.Image, err
 	return out, nil
 }
 
+func (b backend) PullImage(ctx context.Context, ref string) (api.Image, error) {
+	if b.a.rt == nil {
+		return api.Image{}, noRuntime()
+	}
+	if ref == "" {
+		return api.Image{}, api.Errorf(http.StatusBadRequest, "no image reference given")
+	}
+	im, err := b.a.rt.PullImage(ctx, ref)
+	if err != nil {
+		return api.Image{}, runtimeError(err)
+	}
+	b.a.bus.Publish(typeImage, actPulled, im.Name, map[string]string{"digest": im.Digest})
+	b.a.wake()
+	return toAPIImages([]runtime.Image{im})[0], nil
+}
+
 func (b backend) ListImages(ctx context.Context) ([]api.Image, error) {
 	if b.a.rt == nil {
 		return nil, noRuntime()

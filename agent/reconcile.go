@@ -33,10 +33,13 @@ const (
 
 	typeImage   events.Type   = "image"
 	actImported events.Action = "imported"
+	actPulled   events.Action = "pulled"
 
 	typeNode      events.Type   = "node"
 	actEligible   events.Action = "eligible"
 	actIneligible events.Action = "ineligible"
+	actMinority   events.Action = "minority"
+	actMajority   events.Action = "majority"
 )
 
 // DefaultResyncInterval is how often the reconcile loop runs without being
@@ -48,10 +51,12 @@ const DefaultResyncInterval = 5 * time.Second
 type reconciler struct {
 	a *Agent
 
-	primed   bool
-	services map[string]string // name → version, as last reported
-	tasks    map[string]string // task key → node, as last reported
-	pending  map[string]string // task key → reason, as last reported
+	primed     bool
+	rejoined   bool // heard from another member since start
+	inMinority bool
+	services   map[string]string // name → version, as last reported
+	tasks      map[string]string // task key → node, as last reported
+	pending    map[string]string // task key → reason, as last reported
 }
 
 // clusterView is the cluster's state read from one store snapshot, with
@@ -134,6 +139,7 @@ func (r *reconciler) once(ctx context.Context) error {
 		}
 	}
 	held := rollingHolds(svcs, tasks, res)
+	minority := r.minority()
 	var errs []error
 	want := map[string]runtime.ReplicaSpec{}
 	policies := map[string]spec.RestartPolicy{}
@@ -143,6 +149,11 @@ func (r *reconciler) once(ctx context.Context) error {
 			continue
 		}
 		key := taskKey(slot.Service, slot.Slot)
+		if _, claimed := mine[key]; minority && !claimed {
+			// Probably the one cut off: keep running what it holds, take
+			// over nobody else's slots.
+			continue
+		}
 		st := svcs[slot.Service]
 		want[key] = replicaSpec(self, st.Spec, slot.Slot, st.Version)
 		policies[key] = st.Spec.RestartPolicy
@@ -195,6 +206,47 @@ func (r *reconciler) once(ctx context.Context) error {
 
 	r.report(svcs, tasks, res)
 	return errors.Join(errs...)
+}
+
+// minority reports whether this node sees fewer than half of the orch
+// members it knows of (alive or failed; members that left do not count).
+// A node that restarted counts the peers it remembers until it has heard
+// from one of them, so a node coming back alone does not claim every slot
+// before it has rejoined. Changes are logged and published once.
+func (r *reconciler) minority() bool {
+	a := r.a
+	alive, known := 0, 0
+	for _, m := range a.node.Members() {
+		if !m.Orch {
+			continue
+		}
+		switch m.Status {
+		case gossip.StatusAlive:
+			alive++
+			known++
+		case gossip.StatusFailed, gossip.StatusLeaving:
+			known++
+		}
+	}
+	if alive > 1 {
+		r.rejoined = true
+	}
+	if !r.rejoined {
+		known = max(known, 1+a.node.RememberedPeers())
+	}
+	m := 2*alive < known
+	if m != r.inMinority {
+		r.inMinority = m
+		act := actMajority
+		if m {
+			act = actMinority
+			a.log.Warn("in a minority: keeping this node's replicas, taking over none", "alive", alive, "known", known)
+		} else {
+			a.log.Info("back in a majority", "alive", alive, "known", known)
+		}
+		a.bus.Publish(typeNode, act, a.cfg.Name, map[string]string{"alive": strconv.Itoa(alive), "known": strconv.Itoa(known)})
+	}
+	return m
 }
 
 // reportState publishes a slot's state change on this node.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/orchproject/orch/agent/api"
 	"github.com/orchproject/orch/agent/spec"
@@ -17,7 +19,13 @@ import (
 // AP: a create on each side of a partition is resolved by last writer wins.
 
 // decodeSpec parses and validates a spec from the API.
-func decodeSpec(raw json.RawMessage) (*spec.Service, []byte, error) {
+//
+// Images given by tag are pinned to a digest here, once: what this node's
+// containerd has under that name, or else what the registry answers. Every
+// replica on every node then runs that digest, whatever the tag later
+// points at. An image that cannot be resolved (no containerd on this agent,
+// registry unreachable) is stored by tag and resolved by each node.
+func (b backend) decodeSpec(ctx context.Context, raw json.RawMessage) (*spec.Service, []byte, error) {
 	if len(raw) == 0 {
 		return nil, nil, api.Errorf(http.StatusBadRequest, "no spec given")
 	}
@@ -25,6 +33,7 @@ func decodeSpec(raw json.RawMessage) (*spec.Service, []byte, error) {
 	if err != nil {
 		return nil, nil, api.BadRequest(err)
 	}
+	b.a.pinImages(ctx, s)
 	canon, err := s.Marshal()
 	if err != nil {
 		return nil, nil, err
@@ -60,7 +69,7 @@ func (b backend) CreateService(ctx context.Context, raw json.RawMessage) (api.Se
 	if err := b.requireMember(); err != nil {
 		return api.ServiceInfo{}, err
 	}
-	s, canon, err := decodeSpec(raw)
+	s, canon, err := b.decodeSpec(ctx, raw)
 	if err != nil {
 		return api.ServiceInfo{}, err
 	}
@@ -87,7 +96,7 @@ func (b backend) UpdateService(ctx context.Context, name string, w api.ServiceWr
 	if err := b.requireMember(); err != nil {
 		return api.ServiceInfo{}, err
 	}
-	s, canon, err := decodeSpec(w.Spec)
+	s, canon, err := b.decodeSpec(ctx, w.Spec)
 	if err != nil {
 		return api.ServiceInfo{}, err
 	}
@@ -128,7 +137,7 @@ func (b backend) ApplyService(ctx context.Context, raw json.RawMessage) (api.App
 	if err := b.requireMember(); err != nil {
 		return api.ApplyResult{}, err
 	}
-	s, canon, err := decodeSpec(raw)
+	s, canon, err := b.decodeSpec(ctx, raw)
 	if err != nil {
 		return api.ApplyResult{}, err
 	}
@@ -194,6 +203,26 @@ func (b backend) ServiceTasks(ctx context.Context, name string) ([]api.Task, err
 		})
 	}
 	return out, nil
+}
+
+// pinImages replaces image tags by tag@digest where the digest is known.
+func (a *Agent) pinImages(ctx context.Context, s *spec.Service) {
+	if a.rt == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for i, c := range s.Containers {
+		if strings.Contains(c.Image, "@") {
+			continue
+		}
+		d, err := a.rt.ResolveDigest(ctx, c.Image)
+		if err != nil {
+			a.log.Warn("cannot pin image to a digest; each node resolves the tag", "image", c.Image, "err", err)
+			continue
+		}
+		s.Containers[i].Image = c.Image + "@" + d
+	}
 }
 
 func serviceInfo(name string, cv clusterView) api.ServiceInfo {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/orchproject/orch/agent/runtime"
@@ -22,6 +23,8 @@ type workloads interface {
 	RemoveReplica(ctx context.Context, id string, grace time.Duration) error
 	ImportImage(ctx context.Context, archive io.Reader) ([]runtime.Image, error)
 	Images(ctx context.Context) ([]runtime.Image, error)
+	PullImage(ctx context.Context, ref string) (runtime.Image, error)
+	ResolveDigest(ctx context.Context, ref string) (string, error)
 	WatchExits(ctx context.Context, wake func()) error
 }
 
@@ -241,8 +244,19 @@ func (a *Agent) removeAsync(r runtime.Replica) {
 }
 
 // startSlot starts (or completes) a replica and reports the outcome.
+//
+// A node that lacks an image pulls it first. The pull runs inside the
+// reconcile pass (bounded by runtimeTimeout); a failed pull backs off like
+// any failed start.
 func (a *Agent) startSlot(ctx context.Context, rs runtime.ReplicaSpec, run slotRun, subject string) slotRun {
 	err := a.rt.StartReplica(ctx, rs)
+	if errors.Is(err, runtime.ErrNotFound) {
+		if perr := a.pullImages(ctx, rs); perr != nil {
+			err = fmt.Errorf("%w: %v", runtime.ErrNotFound, perr)
+		} else {
+			err = a.rt.StartReplica(ctx, rs)
+		}
+	}
 	switch {
 	case err == nil:
 		run.State, run.Message = taskStarting, ""
@@ -260,6 +274,38 @@ func (a *Agent) startSlot(ctx context.Context, rs runtime.ReplicaSpec, run slotR
 		a.bus.Publish(typeTask, actFailed, subject, map[string]string{"reason": err.Error()})
 	}
 	return run
+}
+
+// pullImages pulls the replica's images this node does not have.
+func (a *Agent) pullImages(ctx context.Context, rs runtime.ReplicaSpec) error {
+	have := map[string]bool{}
+	if imgs, err := a.rt.Images(ctx); err == nil {
+		for _, im := range imgs {
+			have[im.Digest] = true
+			have[im.Name] = true
+		}
+	}
+	var errs []error
+	for _, c := range rs.Containers {
+		if _, d := splitImageDigest(c.Image); have[c.Image] || (d != "" && have[d]) {
+			continue
+		}
+		im, err := a.rt.PullImage(ctx, c.Image)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		have[im.Digest], have[c.Image] = true, true
+		a.bus.Publish(typeImage, actPulled, im.Name, map[string]string{"digest": im.Digest})
+	}
+	return errors.Join(errs...)
+}
+
+func splitImageDigest(ref string) (string, string) {
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, ""
 }
 
 // stoppedContainer reports whether any container of the replica has

@@ -72,6 +72,9 @@ type Node struct {
 	store   *Store
 	syncReq chan Member
 	pushQ   chan []Entry
+
+	// rememberedPeers is how many peers the node remembered at start.
+	rememberedPeers int
 }
 
 // New validates cfg and returns a Node that has not started.
@@ -183,6 +186,9 @@ func (n *Node) Run(ctx context.Context) error {
 		if err != nil {
 			n.log.Warn("cannot read remembered peers", "err", err)
 		}
+		n.mu.Lock()
+		n.rememberedPeers = len(peers)
+		n.mu.Unlock()
 		if len(peers) > 0 {
 			wg.Go(func() { n.joinWithRetry(ctx, peers, true) })
 		}
@@ -390,6 +396,14 @@ func (n *Node) SetTags(tags map[string]string) error {
 		return nil
 	}
 	return s.SetTags(c.allTags())
+}
+
+// RememberedPeers is how many other members the node remembered when it
+// started (from a previous run), before it heard from any of them.
+func (n *Node) RememberedPeers() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.rememberedPeers
 }
 
 // Token returns the cluster's join token.

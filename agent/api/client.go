@@ -142,6 +142,12 @@ func (c *Client) ImportImage(ctx context.Context, archive io.Reader) ([]Image, e
 	return v, nil
 }
 
+// PullImage makes the agent's node pull an image.
+func (c *Client) PullImage(ctx context.Context, ref string) (Image, error) {
+	var v Image
+	return v, c.do(ctx, http.MethodPost, "/v1/images/pull", PullRequest{Ref: ref}, &v)
+}
+
 // ListImages lists the images in the agent's containerd.
 func (c *Client) ListImages(ctx context.Context) ([]Image, error) {
 	var v []Image

@@ -23,6 +23,7 @@
 //	GET  /services/{name}/logs     NDJSON stream of LogLine; query: slot, tail, follow
 //	GET  /images                   []Image
 //	POST /images/import            an image archive (the raw body) -> []Image
+//	POST /images/pull              PullRequest -> Image
 package api
 
 import (
@@ -79,6 +80,8 @@ type Backend interface {
 	// ImportImage imports an image archive (OCI or Docker) streamed in r.
 	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
 	ListImages(ctx context.Context) ([]Image, error)
+	// PullImage pulls an image from its registry into this node.
+	PullImage(ctx context.Context, ref string) (Image, error)
 	// Logs calls emit for each selected log line, like Events.
 	Logs(ctx context.Context, req LogsRequest, emit func(LogLine) error) error
 }
@@ -272,6 +275,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/services/{name}/logs", s.serveLogs)
 	mux.HandleFunc("GET /v1/images", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.ListImages(r.Context())
+		s.reply(w, v, err)
+	})
+	mux.HandleFunc("POST /v1/images/pull", func(w http.ResponseWriter, r *http.Request) {
+		var req PullRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			s.reply(w, nil, err)
+			return
+		}
+		v, err := b.PullImage(r.Context(), req.Ref)
 		s.reply(w, v, err)
 	})
 	mux.HandleFunc("POST /v1/images/import", func(w http.ResponseWriter, r *http.Request) {

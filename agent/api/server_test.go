@@ -130,6 +130,11 @@ func (f *fakeBackend) Logs(ctx context.Context, req LogsRequest, emit func(LogLi
 	return f.err
 }
 
+func (f *fakeBackend) PullImage(ctx context.Context, ref string) (Image, error) {
+	f.record("PullImage %s", ref)
+	return Image{Name: ref}, f.err
+}
+
 func (f *fakeBackend) ListImages(ctx context.Context) ([]Image, error) {
 	f.record("ListImages")
 	return nil, f.err

@@ -204,3 +204,8 @@ type LogLine struct {
 	Source string `json:"source"`
 	Line   string `json:"line"`
 }
+
+// PullRequest asks the agent's node to pull an image.
+type PullRequest struct {
+	Ref string `json:"ref"`
+}

@@ -61,11 +61,29 @@ func (r *Runtime) Images(ctx context.Context) ([]Image, error) {
 	return out, nil
 }
 
-// getImage finds a local image by name, unpacking it if needed.
+// getImage finds a local image by reference, unpacking it if needed. A
+// reference pinned by digest ("name:tag@sha256:…") matches the local image
+// with that digest, whatever it is named.
 func (r *Runtime) getImage(ctx context.Context, c *client.Client, ref string) (client.Image, error) {
-	img, err := c.GetImage(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, classify(err))
+	name, dgst := splitDigest(ref)
+	var img client.Image
+	if dgst != "" {
+		imgs, err := c.ImageService().List(ctx, "target.digest=="+dgst)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", ref, classify(err))
+		}
+		if len(imgs) == 0 {
+			return nil, fmt.Errorf("image %s: %w: no local image has digest %s", ref, ErrNotFound, dgst)
+		}
+		img = client.NewImage(c, imgs[0])
+	} else {
+		full, err := normalize(name)
+		if err != nil {
+			return nil, err
+		}
+		if img, err = c.GetImage(ctx, full); err != nil {
+			return nil, fmt.Errorf("image %s: %w", ref, classify(err))
+		}
 	}
 	ok, err := img.IsUnpacked(ctx, r.cfg.Snapshotter)
 	if err != nil {

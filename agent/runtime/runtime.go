@@ -55,6 +55,12 @@ type Config struct {
 	Namespace string
 	// Snapshotter for container root file systems. Default "overlayfs".
 	Snapshotter string
+	// InsecureRegistries are registry hosts (host:port) reached over plain
+	// HTTP instead of HTTPS.
+	InsecureRegistries []string
+	// AuthFile is a JSON file of registry credentials (see RegistryAuth);
+	// empty means anonymous pulls.
+	AuthFile string
 	// StateDir holds the replicas' network namespaces and container logs.
 	// Required.
 	StateDir string

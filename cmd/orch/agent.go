@@ -31,8 +31,12 @@ type fileConfig struct {
 	Join       []string          `json:"join"`
 	Profile    *string           `json:"profile"`
 	Containerd *string           `json:"containerd"`
-	LogLevel   *string           `json:"log_level"`
-	LogFormat  *string           `json:"log_format"`
+	// InsecureRegistries and RegistryAuth mirror --insecure-registry and
+	// --registry-auth.
+	InsecureRegistries []string `json:"insecure_registries"`
+	RegistryAuth       *string  `json:"registry_auth"`
+	LogLevel           *string  `json:"log_level"`
+	LogFormat          *string  `json:"log_format"`
 }
 
 // parseFileConfig decodes a config file strictly.
@@ -57,7 +61,8 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 // agentFlags holds the raw flag values of `orch agent`.
 type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
-	containerd                                                 string
+	containerd, registryAuth                                   string
+	insecureRegistries                                         []string
 	logLevel, logFormat                                        string
 	labels, join                                               []string
 }
@@ -77,7 +82,8 @@ proves the token's secret, and only then receives the gossip key.
 
 Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
-token, join ["addr"], profile, containerd, log_level, log_format), then flags.`,
+token, join ["addr"], profile, containerd, insecure_registries ["host:port"],
+registry_auth, log_level, log_format), then flags.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.toConfig(cmd.Flags(), g.socket, cmd.Flags().Changed("socket"))
@@ -101,6 +107,8 @@ token, join ["addr"], profile, containerd, log_level, log_format), then flags.`,
 	fl.StringVar(&f.token, "token", "", "join token of the cluster to join (from \"orch token\" on a member)")
 	fl.StringArrayVar(&f.join, "join", nil, "member to join, HOST[:PORT] (repeatable; retried with backoff)")
 	fl.StringVar(&f.profile, "profile", def.Profile, "failure-detection timings: lan (like serf) or fast (~1-2 s detection)")
+	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry HOST:PORT to pull from over plain HTTP (repeatable)")
+	fl.StringVar(&f.registryAuth, "registry-auth", "", "JSON file of registry credentials: {\"HOST:PORT\": {\"username\": \"…\", \"password\": \"…\"}}")
 	fl.StringVar(&f.containerd, "containerd", def.Containerd, "containerd socket where this node's replicas run; \"none\" runs nothing (claims only)")
 	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -131,6 +139,10 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("token", &f.token, fc.Token)
 		set("profile", &f.profile, fc.Profile)
 		set("containerd", &f.containerd, fc.Containerd)
+		set("registry-auth", &f.registryAuth, fc.RegistryAuth)
+		if fc.InsecureRegistries != nil && !fs.Changed("insecure-registry") {
+			f.insecureRegistries = fc.InsecureRegistries
+		}
 		set("log-level", &f.logLevel, fc.LogLevel)
 		set("log-format", &f.logFormat, fc.LogFormat)
 		if fc.Socket != nil && !socketSet {
@@ -154,6 +166,8 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 	cfg.Join = f.join
 	cfg.Profile = f.profile
 	cfg.Containerd = f.containerd
+	cfg.InsecureRegistries = f.insecureRegistries
+	cfg.RegistryAuth = f.registryAuth
 	bind, err := parseBind(f.bind)
 	if err != nil {
 		errs = append(errs, err)

@@ -12,13 +12,13 @@ import (
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Manage the images in this node's containerd: import, ls",
+		Short: "Manage the images in this node's containerd: import, pull, ls",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError{fmt.Errorf("image needs a subcommand")}
 		},
 	}
-	cmd.AddCommand(newImageImportCmd(g), newImageLsCmd(g))
+	cmd.AddCommand(newImageImportCmd(g), newImagePullCmd(g), newImageLsCmd(g))
 	return cmd
 }
 
@@ -82,4 +82,25 @@ func newImageLsCmd(g *globals) *cobra.Command {
 	}
 	format.register(cmd)
 	return cmd
+}
+
+func newImagePullCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull REF",
+		Short: "Pull an image from its registry into this node",
+		Long: `Pull an image into this node's containerd. Registries are reached over
+HTTPS, or plain HTTP for those the agent was given with --insecure-registry;
+credentials come from the agent's --registry-auth file. Nodes also pull by
+themselves the images of the replicas they are given.`,
+		Args: argsUsage(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(g.stderr, "pulling %s…\n", args[0])
+			im, err := g.client().PullImage(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s %s\n", im.Name, im.Digest)
+			return nil
+		},
+	}
 }

@@ -54,9 +54,13 @@ func (w *wnode) taskPIDs(t *testing.T) map[string]int {
 	return out
 }
 
+// startAgent starts the node's agent with the LAN profile: the test kills
+// and restarts agents and expects their replicas to stay, which holds when
+// the agent is back before failure detection (about 5 s with lan, 1 s with
+// fast, which a loaded CI machine could miss).
 func (w *wnode) startAgent(t *testing.T, extra ...string) {
 	t.Helper()
-	w.start(t, append([]string{"--profile", "fast", "--containerd", w.ctd.Socket}, extra...)...)
+	w.start(t, append([]string{"--profile", "lan", "--containerd", w.ctd.Socket, "--insecure-registry", registryAddr}, extra...)...)
 	w.waitReady(t)
 }
 
@@ -92,6 +96,30 @@ func allRunningOn(want int, distinct bool) func([]api.Task) error {
 		}
 		return nil
 	}
+}
+
+// registryAddr is where the test's registry listens: on h1, inside the lab.
+const registryAddr = "10.47.0.1:5000"
+
+// startRegistry runs Debian's docker-registry on h1 and pushes an image
+// variant (its own digest) into it with skopeo. It returns the reference
+// and the manifest digest.
+func startRegistry(t *testing.T, h *lab.Host) (string, string) {
+	t.Helper()
+	testenv.RequireCommand(t, "docker-registry", "skopeo")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "registry.yml", fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: %s\n", dir, registryAddr))
+	h.Start(t, "docker-registry", "serve", cfg)
+	path, digest := testimage.Build(t, testimage.Options{Name: "docker.io/orch/busybox:pulled", Env: []string{"PULLED=1"}})
+	ref := registryAddr + "/orch/busybox:pull"
+	lab.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
+		out, err := h.Command(t.Context(), "skopeo", "copy", "--dest-tls-verify=false", "oci-archive:"+path, "docker://"+ref).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("skopeo copy: %v: %s", err, out)
+		}
+		return nil
+	})
+	return ref, digest
 }
 
 // TestWorkloads runs replicas in containerd on three lab hosts, each with
@@ -290,8 +318,30 @@ func TestWorkloads(t *testing.T) {
 		return nil
 	})
 
+	step("pull from a registry: every replica runs the same digest")
+	ref, pdigest := startRegistry(t, h1.host)
+	mustCLI(t, h1.node, "service", "create", "--name", "pulled", "--replicas", "3", ref, "sh", "-c", "exec sleep 100000")
+	tasksUntil(t, h1.node, "pulled", 60*time.Second, allRunningOn(3, true))
+	info, err = h1.client().GetService(t.Context(), "pulled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(info.Spec), ref+"@"+pdigest) {
+		t.Errorf("the stored spec does not pin %s to %s: %s", ref, pdigest, info.Spec)
+	}
+	for _, w := range ws {
+		for _, id := range w.containers(t) {
+			if !strings.HasPrefix(id, "pulled.") {
+				continue
+			}
+			if out := w.ctr(t, "containers", "info", id); !strings.Contains(out, pdigest) {
+				t.Errorf("%s on %s does not run %s", id, w.name, pdigest)
+			}
+		}
+	}
+
 	step("rm: nothing left in containerd on any host")
-	mustCLI(t, h1.node, "service", "rm", "web", "ghost")
+	mustCLI(t, h1.node, "service", "rm", "web", "ghost", "pulled")
 	lab.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
 		for _, w := range ws {
 			if c := w.containers(t); len(c) > 0 {
