@@ -118,20 +118,8 @@ func FetchSecrets(ctx context.Context, addr string, tok Token, name, id string) 
 		MinVersion: tls.VersionTLS13,
 		// The certificate is self-signed and pinned by fingerprint below,
 		// so the usual chain verification has nothing to check.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return ErrIdentityMismatch
-			}
-			leaf, err := x509.ParseCertificate(raw[0])
-			if err != nil {
-				return fmt.Errorf("parse peer certificate: %w", err)
-			}
-			if sha256.Sum256(leaf.RawSubjectPublicKeyInfo) != pin {
-				return ErrIdentityMismatch
-			}
-			return nil
-		},
+		InsecureSkipVerify:    true,
+		VerifyPeerCertificate: pinnedIdentity(pin),
 	})
 	defer tc.Close()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -160,6 +148,25 @@ func FetchSecrets(ctx context.Context, addr string, tok Token, name, id string) 
 		return nil, fmt.Errorf("secrets from %s: %w", addr, ErrIdentityMismatch)
 	}
 	return resp.Secrets, nil
+}
+
+// pinnedIdentity accepts only a peer certificate whose public key has the
+// given SHA-256 fingerprint: the cluster identity, pinned instead of
+// checked against a CA.
+func pinnedIdentity(pin [32]byte) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return ErrIdentityMismatch
+		}
+		leaf, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return fmt.Errorf("parse peer certificate: %w", err)
+		}
+		if sha256.Sum256(leaf.RawSubjectPublicKeyInfo) != pin {
+			return ErrIdentityMismatch
+		}
+		return nil
+	}
 }
 
 func writeFrame(w io.Writer, v any) error {

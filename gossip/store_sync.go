@@ -24,9 +24,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -282,26 +280,13 @@ func (n *Node) clusterTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
-			return ErrIdentityMismatch
-		}
-		leaf, err := x509.ParseCertificate(raw[0])
-		if err != nil {
-			return fmt.Errorf("parse peer certificate: %w", err)
-		}
-		if sha256.Sum256(leaf.RawSubjectPublicKeyInfo) != pin {
-			return ErrIdentityMismatch
-		}
-		return nil
-	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAnyClientCert,
 		// Pinned by fingerprint in verify; there is no CA chain to check.
 		InsecureSkipVerify:    true,
-		VerifyPeerCertificate: verify,
+		VerifyPeerCertificate: pinnedIdentity(pin),
 	}, nil
 }
 

@@ -316,32 +316,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Since = d
 	}
-	flusher, _ := w.(http.Flusher)
-	enc := json.NewEncoder(w)
-	started := false
-	err := s.cfg.Backend.Events(r.Context(), req, func(ev Event) error {
-		if !started {
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			started = true
-		}
-		if err := enc.Encode(ev); err != nil {
-			return err
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return nil
-	})
-	if err != nil && !started {
-		s.reply(w, nil, err)
-		return
-	}
-	if !started {
-		// No event before the stream ended: send the headers anyway so the
-		// client sees a clean, empty stream rather than an error.
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
-	}
+	streamNDJSON(s, w, func(emit func(Event) error) error { return s.cfg.Backend.Events(r.Context(), req, emit) })
 }
 
 // serveLogs streams a service's log lines on this node as NDJSON.
@@ -364,15 +339,22 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Tail = n
 	}
+	streamNDJSON(s, w, func(emit func(LogLine) error) error { return s.cfg.Backend.Logs(r.Context(), req, emit) })
+}
+
+// streamNDJSON runs a backend stream, writing each value as one JSON line
+// flushed at once. An error before the first value is an ordinary error
+// reply; after it, the stream just ends.
+func streamNDJSON[T any](s *Server, w http.ResponseWriter, run func(emit func(T) error) error) {
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
 	started := false
-	err := s.cfg.Backend.Logs(r.Context(), req, func(l LogLine) error {
+	err := run(func(v T) error {
 		if !started {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			started = true
 		}
-		if err := enc.Encode(l); err != nil {
+		if err := enc.Encode(v); err != nil {
 			return err
 		}
 		if flusher != nil {
@@ -385,6 +367,8 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !started {
+		// Nothing before the stream ended: send the headers anyway so the
+		// client sees a clean, empty stream rather than an error.
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
 	}
