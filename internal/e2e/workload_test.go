@@ -176,6 +176,7 @@ func TestWorkloads(t *testing.T) {
 	for _, p := range victim.taskPIDs(t) {
 		pid = p
 	}
+	victimEvents := victim.streamEvents(t, "--filter", "type=task")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +192,48 @@ func TestWorkloads(t *testing.T) {
 		return nil
 	})
 	t.Logf("after the kill: %+v", ts)
+	lab.Eventually(t, 5*time.Second, 100*time.Millisecond, func() error {
+		var seen []string
+		for _, line := range victimEvents.lines() {
+			for _, want := range []string{`"action":"restarting"`, `"action":"starting"`, `"action":"running"`} {
+				if strings.Contains(line, want) && strings.Contains(line, `"subject":"web.`) {
+					seen = append(seen, want)
+				}
+			}
+		}
+		for _, want := range []string{`"action":"restarting"`, `"action":"running"`} {
+			if !slices.Contains(seen, want) {
+				return fmt.Errorf("no task %s event on %s after the kill: %q", want, victim.name, victimEvents.lines())
+			}
+		}
+		return nil
+	})
 	out, _, _ := h1.cli(t, "service", "ps", "web")
 	if !strings.Contains(out, "RESTARTS") {
 		t.Errorf("ps shows no restarts column:\n%s", out)
 	}
+
+	step("a two-container replica: the sidecar reaches the web container on 127.0.0.1")
+	pair := writeFile(t, h1.host.Dir, "pair.yaml", `name: pair
+placement:
+  constraints: ["node.name==h3"]
+containers:
+  - name: web
+    image: `+testimage.DefaultName+`
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+  - name: sidecar
+    image: `+testimage.DefaultName+`
+    command: ["sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.2; done; exec sleep 100000"]
+`)
+	mustCLI(t, h1.node, "service", "create", "-f", pair)
+	lab.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
+		out, errOut, code := ws[2].cli(t, "logs", "pair", "--tail", "20")
+		if code != 0 || !strings.Contains(out, "pair.0/sidecar | <p>hello from orch busybox</p>") {
+			return fmt.Errorf("orch logs pair on h3: exit %d, %q %q", code, out, errOut)
+		}
+		return nil
+	})
+	mustCLI(t, h1.node, "service", "rm", "pair")
 
 	step("orch logs prints a replica's output on its node")
 	mustCLI(t, h1.node, "service", "create", "--name", "talker", "--constraint", "node.name==h1", "--env", "WHO=orch",
@@ -310,13 +349,21 @@ func TestWorkloads(t *testing.T) {
 	}
 
 	step("an image that exists nowhere: ps shows the reason; retries back off")
-	mustCLI(t, h1.node, "service", "create", "--name", "ghost", "docker.io/library/nosuch:1", "sh")
+	ghostEvents := h1.streamEvents(t, "--filter", "type=task", "--filter", "action=unavailable")
+	ghostStart := time.Now()
+	mustCLI(t, h1.node, "service", "create", "--name", "ghost", "--constraint", "node.name==h1", registryAddr+"/orch/nosuch:1", "sh")
 	tasksUntil(t, h1.node, "ghost", 15*time.Second, func(ts []api.Task) error {
 		if len(ts) != 1 || ts[0].State != "unavailable" || !strings.Contains(ts[0].Message, "image") {
 			return fmt.Errorf("ghost tasks: %+v", ts)
 		}
 		return nil
 	})
+
+	// Retries back off (2 s, 4 s, 8 s, ...): a storm would show dozens.
+	time.Sleep(time.Until(ghostStart.Add(10 * time.Second)))
+	if n := len(ghostEvents.lines()); n > 5 {
+		t.Errorf("%d unavailable events for ghost in 10 s: retries do not back off", n)
+	}
 
 	step("pull from a registry: every replica runs the same digest")
 	ref, pdigest := startRegistry(t, h1.host)
