@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -233,5 +234,60 @@ func TestRuntime_UnavailableAndMissingImage(t *testing.T) {
 		Containers: []ContainerSpec{{Name: "app", Image: "docker.io/library/nosuch:1"}}})
 	if !errors.Is(err, ErrNotFound) {
 		t.Errorf("a missing image: %v, want ErrNotFound", err)
+	}
+}
+
+// The OCI spec of a running container carries the defaults a
+// security-minded user expects.
+func TestRuntime_SecurityDefaults(t *testing.T) {
+	rt, _ := newTestRuntime(t)
+	ctx := t.Context()
+	spec := ReplicaSpec{Node: "n1", Service: "sec", Slot: 0, SpecVersion: "1@n1", Containers: []ContainerSpec{
+		{Name: "app", Image: testImage, Command: []string{"sleep", "100000"}, ReadOnlyRoot: true, MemoryBytes: 64 << 20, CPUMillis: 500},
+	}}
+	if err := rt.StartReplica(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.RemoveReplica(context.WithoutCancel(ctx), spec.ID(), time.Second)
+	c, cctx, err := rt.conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := c.LoadContainer(cctx, containerID(spec.ID(), "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ctr.Spec(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Process.NoNewPrivileges {
+		t.Error("no_new_privileges is off")
+	}
+	if s.Linux.Seccomp == nil || len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Error("no seccomp profile")
+	}
+	caps := s.Process.Capabilities.Bounding
+	for _, forbidden := range []string{"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_PTRACE"} {
+		if slices.Contains(caps, forbidden) {
+			t.Errorf("bounding set holds %s: %v", forbidden, caps)
+		}
+	}
+	if !slices.Contains(caps, "CAP_CHOWN") || len(caps) > 16 {
+		t.Errorf("bounding set %v is not Docker's default set", caps)
+	}
+	if !s.Root.Readonly {
+		t.Error("root file system is writable despite ReadOnlyRoot")
+	}
+	if s.Linux.Resources == nil || s.Linux.Resources.Memory == nil || *s.Linux.Resources.Memory.Limit != 64<<20 {
+		t.Error("memory limit not applied")
+	}
+	if cpu := s.Linux.Resources.CPU; cpu == nil || cpu.Quota == nil || *cpu.Quota != 50_000 || *cpu.Period != 100_000 {
+		t.Errorf("CPU limit not applied: %+v", cpu)
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == "network" && !strings.HasPrefix(ns.Path, filepath.Join(rt.cfg.StateDir, "netns")) {
+			t.Errorf("network namespace %q is not the replica's", ns.Path)
+		}
 	}
 }
