@@ -138,12 +138,16 @@ func (r *reconciler) once(ctx context.Context) error {
 			mine[taskKey(t.Service, t.Slot)] = t
 		}
 	}
-	held := rollingHolds(svcs, tasks, res)
+	held, resume := rollingHolds(svcs, tasks, res, time.Now())
+	if !resume.IsZero() {
+		a.wakeAt(resume)
+	}
 	minority := r.minority()
 	var errs []error
 	want := map[string]runtime.ReplicaSpec{}
 	policies := map[string]spec.RestartPolicy{}
 	hold := map[string]bool{}
+	startFirst := map[string]bool{}
 	for slot, pr := range res {
 		if pr.Node != self {
 			continue
@@ -157,12 +161,15 @@ func (r *reconciler) once(ctx context.Context) error {
 		st := svcs[slot.Service]
 		want[key] = replicaSpec(self, st.Spec, slot.Slot, st.Version)
 		policies[key] = st.Spec.RestartPolicy
+		if st.Spec.Update.Order == spec.OrderStartFirst {
+			startFirst[key] = true
+		}
 		hold[key] = held[slot] && mine[key].SpecVersion != "" && mine[key].SpecVersion != st.Version
 	}
 	var runs map[string]slotRun
 	if a.rt != nil {
 		var err error
-		if runs, err = a.syncWorkloads(ctx, want, hold, policies); err != nil {
+		if runs, err = a.syncWorkloads(ctx, want, hold, startFirst, policies); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -181,6 +188,13 @@ func (r *reconciler) once(ctx context.Context) error {
 				run = slotRun{State: taskStarting, SpecVersion: rs.SpecVersion}
 			}
 			rec.State, rec.Message, rec.Restarts, rec.SpecVersion = run.State, run.Message, run.Restarts, run.SpecVersion
+			rec.RunningSince = cur.RunningSince
+			if rec.State == taskRunning && (cur.State != taskRunning || cur.SpecVersion != rec.SpecVersion || cur.RunningSince == 0) {
+				rec.RunningSince = time.Now().UnixMilli()
+			}
+			if rec.State != taskRunning {
+				rec.RunningSince = 0
+			}
 		}
 		if !ok {
 			// The store stamps the write at clock+1; recording it in the
@@ -266,10 +280,14 @@ func (r *reconciler) reportState(key string, rec taskRecord) {
 // rollingHolds decides, for every service being updated, which slots must
 // keep their old version for now: a rolling update lets only the first
 // `parallelism` slots (by slot number) that are not yet running the
-// current version change at once. Every node computes the same answer from
-// the replicated task records, so the rollout is paced cluster-wide
-// without a leader.
-func rollingHolds(svcs map[string]serviceState, tasks []taskRecord, res map[placeSlot]placeResult) map[placeSlot]bool {
+// current version change at once, and none until `delay` has passed since
+// the last slot came up on the new version. A slot that failed to start
+// the new version holds the rollout (failureAction pause), unless the
+// service says continue. Every node computes the same answer from the
+// replicated task records, so the rollout is paced cluster-wide without a
+// leader. It also returns when a held rollout may move on (zero if none
+// waits for a delay).
+func rollingHolds(svcs map[string]serviceState, tasks []taskRecord, res map[placeSlot]placeResult, now time.Time) (map[placeSlot]bool, time.Time) {
 	recs := map[placeSlot]taskRecord{}
 	for _, t := range tasks {
 		if pr, ok := res[placeSlot{t.Service, t.Slot}]; ok && pr.Node == t.Node {
@@ -277,6 +295,7 @@ func rollingHolds(svcs map[string]serviceState, tasks []taskRecord, res map[plac
 		}
 	}
 	out := map[placeSlot]bool{}
+	var next time.Time
 	for name, st := range svcs {
 		p := spec.DefaultUpdateParallelism
 		if st.Spec.Update.Parallelism != nil {
@@ -285,24 +304,47 @@ func rollingHolds(svcs map[string]serviceState, tasks []taskRecord, res map[plac
 		if p <= 0 {
 			continue // all at once
 		}
+		cont := st.Spec.Update.FailureAction == spec.FailureContinue
 		n := replicasOf(st.Spec)
-		allowed := 0
+		var lastUp int64
+		var waiting []placeSlot
 		for slot := range n {
 			ps := placeSlot{name, slot}
 			rec, ok := recs[ps]
-			done := ok && rec.SpecVersion == st.Version && (rec.State == taskRunning || rec.State == taskAssigned)
+			current := ok && rec.SpecVersion == st.Version
+			done := current && (rec.State == taskRunning || rec.State == taskAssigned)
+			if current && cont && (rec.State == taskFailed || rec.State == taskUnavailable || rec.State == taskExited) {
+				done = true
+			}
 			if done {
+				lastUp = max(lastUp, rec.RunningSince)
 				continue
 			}
-			if allowed < p {
-				allowed++
-				continue
+			waiting = append(waiting, ps)
+		}
+		allowed := p
+		if d := st.Spec.Update.Delay.Std(); d > 0 && lastUp > 0 {
+			if at := time.UnixMilli(lastUp).Add(d); now.Before(at) {
+				allowed = 0
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
 			}
-			out[ps] = true
+		}
+		for i, ps := range waiting {
+			// Slots already moving (on the new version, not up yet) use
+			// the allowance first, so a delay never holds one mid-way.
+			if i >= allowed {
+				if rec, ok := recs[ps]; ok && rec.SpecVersion == st.Version {
+					continue
+				}
+				out[ps] = true
+			}
 		}
 	}
-	return out
+	return out, next
 }
+
 func putJSON(store *gossip.Store, key string, rec taskRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {

@@ -43,6 +43,9 @@ type taskRecord struct {
 	Message string `json:"message,omitempty"`
 	// Restarts counts restarts of the slot's containers on this node.
 	Restarts int `json:"restarts,omitempty"`
+	// RunningSince is when the slot last came up (Unix ms, the owner's
+	// clock): rolling updates wait update.delay after it.
+	RunningSince int64 `json:"running_since,omitempty"`
 }
 
 func taskKey(service string, slot int) string { return service + "/" + strconv.Itoa(slot) }

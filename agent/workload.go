@@ -108,7 +108,7 @@ func restartDecision(p spec.RestartPolicy, exitCode uint32, restarts int, stoppe
 // syncWorkloads makes containerd run exactly the replicas of the slots this
 // node holds and reports each slot's state. want maps a task key to the
 // replica that slot should run.
-func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.ReplicaSpec, hold map[string]bool, policies map[string]spec.RestartPolicy) (map[string]slotRun, error) {
+func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.ReplicaSpec, hold, startFirst map[string]bool, policies map[string]spec.RestartPolicy) (map[string]slotRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
 	defer cancel()
 	actual, err := a.rt.Replicas(ctx)
@@ -138,8 +138,21 @@ func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.Repli
 	for key, rs := range want {
 		if r, ok := keep[key]; ok {
 			wantIDs[r.ID] = true
-		} else {
-			wantIDs[rs.ID()] = true
+			continue
+		}
+		wantIDs[rs.ID()] = true
+		if !startFirst[key] {
+			continue
+		}
+		// start-first: the old replica of the slot stays until the new one
+		// runs.
+		if nr, ok := byID[rs.ID()]; ok && len(nr.Containers) == len(rs.Containers) && allContainersRunning(nr) {
+			continue
+		}
+		for _, r := range actual {
+			if r.Service == rs.Service && r.Slot == rs.Slot && r.ID != rs.ID() {
+				wantIDs[r.ID] = true
+			}
 		}
 	}
 	var errs []error
@@ -306,6 +319,15 @@ func splitImageDigest(ref string) (string, string) {
 		return ref[:i], ref[i+1:]
 	}
 	return ref, ""
+}
+
+func allContainersRunning(r runtime.Replica) bool {
+	for _, c := range r.Containers {
+		if c.State != runtime.StateRunning {
+			return false
+		}
+	}
+	return true
 }
 
 // stoppedContainer reports whether any container of the replica has

@@ -296,6 +296,38 @@ containers:
 		t.Errorf("%d replicas were down at once during a rolling update with parallelism 1", maxDown)
 	}
 
+	step("start-first: the old replica runs until the new one does")
+	mustCLI(t, h1.node, "service", "create", "--name", "sf", "--update-order", "start-first", "--constraint", "node.name==h3",
+		testimage.DefaultName, "sh", "-c", "exec sleep 100000")
+	tasksUntil(t, h1.node, "sf", 20*time.Second, allRunningOn(1, false))
+	mustCLI(t, h1.node, "service", "update", "sf", "--env-add", "X=2")
+	sfInfo, err := h1.client().GetService(t.Context(), "sf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	minUp := 99
+	lab.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		up := 0
+		for id := range ws[2].taskPIDs(t) {
+			if strings.HasPrefix(id, "sf.") {
+				up++
+			}
+		}
+		minUp = min(minUp, up)
+		ts, err := tasksOn(t, h1.node, "sf")
+		if err != nil {
+			return err
+		}
+		if len(ts) != 1 || ts[0].State != "running" || ts[0].SpecVersion != sfInfo.Version || up != 1 {
+			return fmt.Errorf("sf: %+v, %d running containers", ts, up)
+		}
+		return nil
+	})
+	if minUp < 1 {
+		t.Error("start-first: no sf container ran at some point of the update")
+	}
+	mustCLI(t, h1.node, "service", "rm", "sf")
+
 	step("scale 3 -> 6 -> 1: containers follow, removed ones are gone")
 	mustCLI(t, h1.node, "service", "scale", "web=6")
 	tasksUntil(t, h1.node, "web", 20*time.Second, allRunningOn(6, false))
