@@ -22,7 +22,9 @@ func TestRollingHolds(t *testing.T) {
 		}
 		return r
 	}
-	old := func(slot int, node string) taskRecord { return rec(slot, node, "5@a", taskRunning, now.Add(-time.Hour)) }
+	old := func(slot int, node string) taskRecord {
+		return rec(slot, node, "5@a", taskRunning, now.Add(-time.Hour))
+	}
 	tests := []struct {
 		name       string
 		svcs       map[string]serviceState
@@ -34,8 +36,8 @@ func TestRollingHolds(t *testing.T) {
 		{"one moving holds the rest", svc(1, 0, ""), []taskRecord{rec(0, "a", "9@a", taskStarting, time.Time{}), old(1, "b"), old(2, "c")}, []int{1, 2}, time.Time{}},
 		{"next after the first is up", svc(1, 0, ""), []taskRecord{rec(0, "a", "9@a", taskRunning, now), old(1, "b"), old(2, "c")}, []int{2}, time.Time{}},
 		{"parallelism 2", svc(2, 0, ""), []taskRecord{old(0, "a"), old(1, "b"), old(2, "c")}, []int{2}, time.Time{}},
-		{"delay holds after one came up", svc(1, 10*time.Second, ""), []taskRecord{rec(0, "a", "9@a", taskRunning, now.Add(-4 * time.Second)), old(1, "b"), old(2, "c")}, []int{1, 2}, now.Add(6 * time.Second)},
-		{"delay passed", svc(1, 10*time.Second, ""), []taskRecord{rec(0, "a", "9@a", taskRunning, now.Add(-11 * time.Second)), old(1, "b"), old(2, "c")}, []int{2}, time.Time{}},
+		{"delay holds after one came up", svc(1, 10*time.Second, ""), []taskRecord{rec(0, "a", "9@a", taskRunning, now.Add(-4*time.Second)), old(1, "b"), old(2, "c")}, []int{1, 2}, now.Add(6 * time.Second)},
+		{"delay passed", svc(1, 10*time.Second, ""), []taskRecord{rec(0, "a", "9@a", taskRunning, now.Add(-11*time.Second)), old(1, "b"), old(2, "c")}, []int{2}, time.Time{}},
 		{"a failed slot pauses", svc(1, 0, spec.FailurePause), []taskRecord{rec(0, "a", "9@a", taskFailed, time.Time{}), old(1, "b"), old(2, "c")}, []int{1, 2}, time.Time{}},
 		{"continue goes past it", svc(1, 0, spec.FailureContinue), []taskRecord{rec(0, "a", "9@a", taskFailed, time.Time{}), old(1, "b"), old(2, "c")}, []int{2}, time.Time{}},
 		{"claims of other nodes do not count", svc(1, 0, ""), []taskRecord{rec(0, "x", "9@a", taskRunning, now), old(0, "a"), old(1, "b"), old(2, "c")}, []int{1, 2}, time.Time{}},
