@@ -26,6 +26,7 @@ type workloads interface {
 	PullImage(ctx context.Context, ref string) (runtime.Image, error)
 	ResolveDigest(ctx context.Context, ref string) (string, error)
 	WatchExits(ctx context.Context, wake func()) error
+	RotateLogs(maxSize int64, keep int) error
 }
 
 var _ workloads = (*runtime.Runtime)(nil)
@@ -45,6 +46,8 @@ const (
 	runtimeTimeout = 30 * time.Second
 	// healthInterval is how often the agent checks containerd.
 	healthInterval = 2 * time.Second
+	// rotateEvery is how many health checks pass between log rotations.
+	rotateEvery = 15
 	// maxRestartBackoff caps the exponential restart delay.
 	maxRestartBackoff = 5 * time.Minute
 	// failedRetryBase is the first retry delay after a start failure
@@ -392,7 +395,12 @@ func (a *Agent) runtimeLoop(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	tick := time.NewTicker(healthInterval)
 	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
+		if n%rotateEvery == 0 {
+			if err := a.rt.RotateLogs(runtime.DefaultLogMaxSize, runtime.DefaultLogKeep); err != nil {
+				a.log.Warn("rotate container logs", "err", err)
+			}
+		}
 		pctx, cancel := context.WithTimeout(ctx, healthInterval)
 		err := a.rt.Ping(pctx)
 		cancel()

@@ -407,7 +407,10 @@ func (r *Runtime) RemoveReplica(ctx context.Context, id string, grace time.Durat
 			errs = append(errs, fmt.Errorf("delete container %s: %w", ctr.ID(), classify(err)))
 			continue
 		}
-		os.Remove(filepath.Join(logDir(r.cfg.StateDir), ctr.ID()+".log"))
+		logs, _ := filepath.Glob(filepath.Join(logDir(r.cfg.StateDir), ctr.ID()+".log*"))
+		for _, l := range logs {
+			os.Remove(l)
+		}
 		r.log.Info("container removed", "container", ctr.ID())
 	}
 	if len(errs) == 0 {
