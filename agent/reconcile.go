@@ -15,14 +15,15 @@ import (
 
 // Event types and actions the reconcile loop reports.
 const (
-	typeService events.Type   = "service"
-	typeTask    events.Type   = "task"
-	actCreated  events.Action = "created"
-	actUpdated  events.Action = "updated"
-	actRemoved  events.Action = "removed"
-	actAssigned events.Action = "assigned"
-	actUnassign events.Action = "unassigned"
-	actPending  events.Action = "pending"
+	typeService   events.Type   = "service"
+	typeTask      events.Type   = "task"
+	actCreated    events.Action = "created"
+	actUpdated    events.Action = "updated"
+	actRemoved    events.Action = "removed"
+	actAssigned   events.Action = "assigned"
+	actUnassign   events.Action = "unassigned"
+	actPending    events.Action = "pending"
+	actRolledBack events.Action = "rolledback"
 
 	actStarting    events.Action = "starting"
 	actRunning     events.Action = "running"
@@ -211,6 +212,7 @@ func (r *reconciler) once(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	r.rollbackFailed(svcs, runs, want)
 	// What is left in mine is no longer placed here.
 	for key := range mine {
 		if _, err := store.DeleteOwned(tableTasks, key); err != nil && !errors.Is(err, gossip.ErrNotFound) {
@@ -261,6 +263,44 @@ func (r *reconciler) minority() bool {
 		a.bus.Publish(typeNode, act, a.cfg.Name, map[string]string{"alive": strconv.Itoa(alive), "known": strconv.Itoa(known)})
 	}
 	return m
+}
+
+// rollbackFailed puts back the previous spec of a service whose update
+// failed on a slot this node holds, when the service asks for
+// update.failureAction rollback. The previous spec is then forgotten, so a
+// rollback never bounces back and forth. Several nodes may roll back at
+// once; they write the same spec, and the store keeps one.
+func (r *reconciler) rollbackFailed(svcs map[string]serviceState, runs map[string]slotRun, want map[string]runtime.ReplicaSpec) {
+	a := r.a
+	store := a.node.Store()
+	done := map[string]bool{}
+	for key, run := range runs {
+		rs := want[key]
+		st, ok := svcs[rs.Service]
+		if !ok || done[rs.Service] || st.Spec.Update.FailureAction != spec.FailureRollback || run.SpecVersion != st.Version {
+			continue
+		}
+		if run.State != taskFailed && run.State != taskUnavailable && run.State != taskExited {
+			continue
+		}
+		prev, ok := store.Get(tablePrevious, rs.Service)
+		if !ok {
+			continue
+		}
+		done[rs.Service] = true
+		a.svcWrite.Lock()
+		cur, ok := store.Get(tableServices, rs.Service)
+		if ok && versionString(cur.Version) == st.Version {
+			if _, err := store.Put(tableServices, rs.Service, prev.Value); err != nil {
+				a.log.Error("roll back", "service", rs.Service, "err", err)
+			} else {
+				store.Delete(tablePrevious, rs.Service)
+				a.log.Warn("update failed; rolled back to the previous spec", "service", rs.Service, "failed_version", st.Version, "reason", run.Message)
+				a.bus.Publish(typeService, actRolledBack, rs.Service, map[string]string{"failed_version": st.Version, "reason": run.Message})
+			}
+		}
+		a.svcWrite.Unlock()
+	}
 }
 
 // reportState publishes a slot's state change on this node.

@@ -129,8 +129,18 @@ func (b backend) storeUpdate(name, base string, canon []byte) (bool, error) {
 	if string(cur.Value) == string(canon) {
 		return false, nil
 	}
+	if err := rememberPrevious(store, name, cur.Value); err != nil {
+		return false, err
+	}
 	_, err := store.Put(tableServices, name, canon)
 	return err == nil, err
+}
+
+// rememberPrevious keeps the spec an update replaces, for
+// update.failureAction rollback.
+func rememberPrevious(store *gossip.Store, name string, prev []byte) error {
+	_, err := store.Put(tablePrevious, name, prev)
+	return err
 }
 
 func (b backend) ApplyService(ctx context.Context, raw json.RawMessage) (api.ApplyResult, error) {
@@ -163,6 +173,9 @@ func (b backend) storeApply(name string, canon []byte) (api.ApplyResult, error) 
 			return api.ApplyResult{Name: name, Version: versionString(cur.Version), Action: "unchanged"}, nil
 		}
 		action = "updated"
+		if err := rememberPrevious(store, name, cur.Value); err != nil {
+			return api.ApplyResult{}, err
+		}
 	}
 	e, err := store.Put(tableServices, name, canon)
 	if err != nil {
@@ -180,6 +193,10 @@ func (b backend) RemoveService(ctx context.Context, name string) error {
 			return noService(name)
 		}
 		return err
+	}
+	// A service created again under this name must not roll back to this one.
+	if _, err := b.a.node.Store().Delete(tablePrevious, name); err != nil && !errors.Is(err, gossip.ErrNotFound) {
+		b.a.log.Warn("forget previous spec", "service", name, "err", err)
 	}
 	b.a.wake()
 	return nil

@@ -16,6 +16,9 @@ const (
 	// tableServices is desired state: service name → canonical spec JSON,
 	// shared, last writer wins.
 	tableServices = "svc"
+	// tablePrevious holds, per service, the spec its last update replaced:
+	// what update.failureAction rollback goes back to. Shared, LWW.
+	tablePrevious = "svcprev"
 	// tableTasks is observed state: "<service>/<slot>" → taskRecord JSON,
 	// owned by the node holding the slot.
 	tableTasks = "task"

@@ -419,8 +419,33 @@ containers:
 		}
 	}
 
+	step("an update that fails to start rolls back when the service says so")
+	mustCLI(t, h1.node, "service", "create", "--name", "rb", "--update-failure-action", "rollback", "--constraint", "node.name==h1",
+		testimage.DefaultName, "sh", "-c", "exec sleep 100000")
+	tasksUntil(t, h1.node, "rb", 20*time.Second, allRunningOn(1, false))
+	rbBefore, err := h1.client().GetService(t.Context(), "rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbEvents := h1.streamEvents(t, "--filter", "type=service", "--filter", "subject=rb")
+	mustCLI(t, h1.node, "service", "update", "rb", "--image", registryAddr+"/orch/nosuch:2")
+	lab.Eventually(t, 60*time.Second, 200*time.Millisecond, func() error {
+		now, err := h1.client().GetService(t.Context(), "rb")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(now.Spec), testimage.DefaultName) || now.Version == rbBefore.Version {
+			return fmt.Errorf("rb is at %s: %s", now.Version, now.Spec)
+		}
+		if !slices.ContainsFunc(rbEvents.lines(), func(l string) bool { return strings.Contains(l, `"action":"rolledback"`) }) {
+			return fmt.Errorf("no rolledback event: %q", rbEvents.lines())
+		}
+		return nil
+	})
+	tasksUntil(t, h1.node, "rb", 30*time.Second, allRunningOn(1, false))
+
 	step("rm: nothing left in containerd on any host")
-	mustCLI(t, h1.node, "service", "rm", "web", "ghost", "pulled")
+	mustCLI(t, h1.node, "service", "rm", "web", "ghost", "pulled", "rb")
 	lab.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
 		for _, w := range ws {
 			if c := w.containers(t); len(c) > 0 {
