@@ -28,14 +28,18 @@ func (b backend) ImportImage(ctx context.Context, r io.Reader) ([]api.Image, err
 	return out, nil
 }
 
-func (b backend) PullImage(ctx context.Context, ref string) (api.Image, error) {
+func (b backend) PullImage(ctx context.Context, ref string, fn func(api.PullProgress)) (api.Image, error) {
 	if b.a.rt == nil {
 		return api.Image{}, noRuntime()
 	}
 	if ref == "" {
 		return api.Image{}, api.Errorf(http.StatusBadRequest, "no image reference given")
 	}
-	im, err := b.a.rt.PullImage(ctx, ref)
+	var report func(runtime.Progress)
+	if fn != nil {
+		report = func(p runtime.Progress) { fn(api.PullProgress{Done: p.Done, Total: p.Total}) }
+	}
+	im, err := b.a.rt.PullImageProgress(ctx, ref, report)
 	if err != nil {
 		return api.Image{}, runtimeError(err)
 	}

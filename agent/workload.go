@@ -24,6 +24,7 @@ type workloads interface {
 	ImportImage(ctx context.Context, archive io.Reader) ([]runtime.Image, error)
 	Images(ctx context.Context) ([]runtime.Image, error)
 	PullImage(ctx context.Context, ref string) (runtime.Image, error)
+	PullImageProgress(ctx context.Context, ref string, fn func(runtime.Progress)) (runtime.Image, error)
 	ResolveDigest(ctx context.Context, ref string) (string, error)
 	WatchExits(ctx context.Context, wake func()) error
 	RotateLogs(maxSize int64, keep int) error

@@ -142,10 +142,37 @@ func (c *Client) ImportImage(ctx context.Context, archive io.Reader) ([]Image, e
 	return v, nil
 }
 
-// PullImage makes the agent's node pull an image.
-func (c *Client) PullImage(ctx context.Context, ref string) (Image, error) {
-	var v Image
-	return v, c.do(ctx, http.MethodPost, "/v1/images/pull", PullRequest{Ref: ref}, &v)
+// PullImage makes the agent's node pull an image, calling fn (if not nil)
+// with its progress.
+func (c *Client) PullImage(ctx context.Context, ref string, fn func(PullProgress)) (Image, error) {
+	if fn == nil {
+		var v Image
+		return v, c.do(ctx, http.MethodPost, "/v1/images/pull", PullRequest{Ref: ref}, &v)
+	}
+	resp, err := c.send(ctx, http.MethodPost, "/v1/images/pull?progress=1", PullRequest{Ref: ref})
+	if err != nil {
+		return Image{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var p PullProgress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return Image{}, fmt.Errorf("decode pull progress: %w", err)
+		}
+		switch {
+		case p.Error != "":
+			return Image{}, &Error{Status: http.StatusBadGateway, Message: p.Error}
+		case p.Image != nil:
+			return *p.Image, nil
+		default:
+			fn(p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Image{}, fmt.Errorf("read pull progress: %w", err)
+	}
+	return Image{}, errors.New("the agent ended the pull without a result")
 }
 
 // ListImages lists the images in the agent's containerd.

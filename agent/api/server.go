@@ -23,7 +23,7 @@
 //	GET  /services/{name}/logs     NDJSON stream of LogLine; query: slot, tail, follow
 //	GET  /images                   []Image
 //	POST /images/import            an image archive (the raw body) -> []Image
-//	POST /images/pull              PullRequest -> Image
+//	POST /images/pull              PullRequest -> Image; with ?progress=1 an NDJSON stream of PullProgress
 package api
 
 import (
@@ -80,8 +80,9 @@ type Backend interface {
 	// ImportImage imports an image archive (OCI or Docker) streamed in r.
 	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
 	ListImages(ctx context.Context) ([]Image, error)
-	// PullImage pulls an image from its registry into this node.
-	PullImage(ctx context.Context, ref string) (Image, error)
+	// PullImage pulls an image from its registry into this node,
+	// reporting progress to fn (which may be nil; it must not block).
+	PullImage(ctx context.Context, ref string, fn func(PullProgress)) (Image, error)
 	// Logs calls emit for each selected log line, like Events.
 	Logs(ctx context.Context, req LogsRequest, emit func(LogLine) error) error
 }
@@ -283,8 +284,12 @@ func (s *Server) routes() http.Handler {
 			s.reply(w, nil, err)
 			return
 		}
-		v, err := b.PullImage(r.Context(), req.Ref)
-		s.reply(w, v, err)
+		if r.URL.Query().Get("progress") != "1" {
+			v, err := b.PullImage(r.Context(), req.Ref, nil)
+			s.reply(w, v, err)
+			return
+		}
+		s.servePullProgress(w, r, req.Ref)
 	})
 	mux.HandleFunc("POST /v1/images/import", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.ImportImage(r.Context(), http.MaxBytesReader(w, r.Body, maxImage))
@@ -340,6 +345,49 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 		req.Tail = n
 	}
 	streamNDJSON(s, w, func(emit func(LogLine) error) error { return s.cfg.Backend.Logs(r.Context(), req, emit) })
+}
+
+// servePullProgress streams a pull's progress, then its result.
+func (s *Server) servePullProgress(w http.ResponseWriter, r *http.Request, ref string) {
+	// Progress comes from the runtime's goroutine; the handler writes.
+	progress := make(chan PullProgress, 1) // latest value wins; older ones are dropped
+	type result struct {
+		img Image
+		err error
+	}
+	done := make(chan result, 1) // buffered: the pull must finish even if the client left
+	go func() {
+		img, err := s.cfg.Backend.PullImage(r.Context(), ref, func(p PullProgress) {
+			select {
+			case progress <- p:
+			default:
+			}
+		})
+		done <- result{img, err}
+	}()
+	streamNDJSON(s, w, func(emit func(PullProgress) error) error {
+		for {
+			select {
+			case p := <-progress:
+				if err := emit(p); err != nil {
+					return nil
+				}
+			case res := <-done:
+				select {
+				case p := <-progress: // the last progress before the result
+					if err := emit(p); err != nil {
+						return nil
+					}
+				default:
+				}
+				if res.err != nil {
+					return emit(PullProgress{Error: res.err.Error()})
+				}
+				img := res.img
+				return emit(PullProgress{Image: &img})
+			}
+		}
+	})
 }
 
 // streamNDJSON runs a backend stream, writing each value as one JSON line

@@ -130,7 +130,7 @@ func (f *fakeBackend) Logs(ctx context.Context, req LogsRequest, emit func(LogLi
 	return f.err
 }
 
-func (f *fakeBackend) PullImage(ctx context.Context, ref string) (Image, error) {
+func (f *fakeBackend) PullImage(ctx context.Context, ref string, fn func(PullProgress)) (Image, error) {
 	f.record("PullImage %s", ref)
 	return Image{Name: ref}, f.err
 }
@@ -906,4 +906,42 @@ func TestClient_NonJSONError(t *testing.T) {
 	if ae.Status != http.StatusBadGateway || ae.Message != "agent answered 502 Bad Gateway: upstream exploded" {
 		t.Errorf("error = {%d %q}", ae.Status, ae.Message)
 	}
+}
+
+// A pull with progress streams the progress lines and ends with the image.
+func TestServer_PullProgress(t *testing.T) {
+	fb := &progressBackend{fakeBackend: &fakeBackend{}}
+	sock := socketPath(t)
+	startServer(t, sock, fb)
+	c := NewClient(sock)
+	var seen []PullProgress
+	img, err := c.PullImage(t.Context(), "r.example/x:1", func(p PullProgress) { seen = append(seen, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != "sha256:ab" {
+		t.Errorf("image %+v", img)
+	}
+	if len(seen) == 0 || seen[len(seen)-1].Done != 10 {
+		t.Errorf("progress seen: %+v", seen)
+	}
+	fb.fail = true
+	if _, err := c.PullImage(t.Context(), "r.example/x:1", func(PullProgress) {}); err == nil {
+		t.Error("a failed pull returned no error")
+	}
+}
+
+type progressBackend struct {
+	*fakeBackend
+	fail bool
+}
+
+func (p *progressBackend) PullImage(ctx context.Context, ref string, fn func(PullProgress)) (Image, error) {
+	if fn != nil {
+		fn(PullProgress{Done: 10, Total: 20})
+	}
+	if p.fail {
+		return Image{}, errors.New("registry said no")
+	}
+	return Image{Name: ref, Digest: "sha256:ab"}, nil
 }

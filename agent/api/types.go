@@ -209,3 +209,12 @@ type LogLine struct {
 type PullRequest struct {
 	Ref string `json:"ref"`
 }
+
+// PullProgress is one line of a pull's NDJSON stream: progress while bytes
+// come in, then a last line with Image (or the error).
+type PullProgress struct {
+	Done  int64  `json:"done,omitempty"`
+	Total int64  `json:"total,omitempty"`
+	Image *Image `json:"image,omitempty"`
+	Error string `json:"error,omitempty"`
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -74,8 +75,23 @@ func (r *Runtime) credentials(host string) (string, string, error) {
 	return a.Username, a.Password, nil
 }
 
+// Progress is how far a pull has come: bytes of the layers being fetched.
+type Progress struct {
+	Done, Total int64
+}
+
+// progressEvery is how often a pull's progress is reported.
+const progressEvery = 200 * time.Millisecond
+
 // PullImage fetches an image from its registry and unpacks it.
 func (r *Runtime) PullImage(ctx context.Context, ref string) (Image, error) {
+	return r.PullImageProgress(ctx, ref, nil)
+}
+
+// PullImageProgress is PullImage that also reports progress to fn (from
+// another goroutine, every 200 ms while bytes are being fetched; fn must not
+// block). A nil fn reports nothing.
+func (r *Runtime) PullImageProgress(ctx context.Context, ref string, fn func(Progress)) (Image, error) {
 	c, ctx, err := r.conn(ctx)
 	if err != nil {
 		return Image{}, err
@@ -83,6 +99,31 @@ func (r *Runtime) PullImage(ctx context.Context, ref string) (Image, error) {
 	name, err := normalize(ref)
 	if err != nil {
 		return Image{}, err
+	}
+	if fn != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			tick := time.NewTicker(progressEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				sts, err := c.ContentStore().ListStatuses(ctx)
+				if err != nil || len(sts) == 0 {
+					continue
+				}
+				var p Progress
+				for _, st := range sts {
+					p.Done += st.Offset
+					p.Total += st.Total
+				}
+				fn(p)
+			}
+		}()
 	}
 	img, err := c.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(r.cfg.Snapshotter), client.WithResolver(r.resolver(ctx)))
 	if err != nil {

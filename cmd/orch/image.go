@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/orchproject/orch/agent/api"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -94,8 +97,14 @@ credentials come from the agent's --registry-auth file. Nodes also pull by
 themselves the images of the replicas they are given.`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(g.stderr, "pulling %s…\n", args[0])
-			im, err := g.client().PullImage(cmd.Context(), args[0])
+			var bar func(api.PullProgress)
+			if isTerminal(g.stderr) {
+				bar = func(p api.PullProgress) { fmt.Fprintf(g.stderr, "\r%s", progressBar(p.Done, p.Total, 30)) }
+			}
+			im, err := g.client().PullImage(cmd.Context(), args[0], bar)
+			if bar != nil {
+				fmt.Fprint(g.stderr, "\r\033[K") // clear the bar's line
+			}
 			if err != nil {
 				return err
 			}
@@ -103,4 +112,27 @@ themselves the images of the replicas they are given.`,
 			return nil
 		},
 	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws "[=====>    ]  12.3/45.6 MB" in width cells.
+func progressBar(done, total int64, width int) string {
+	if total <= 0 {
+		return fmt.Sprintf("%6.1f MB", float64(done)/1e6)
+	}
+	n := min(int(int64(width)*done/total), width)
+	bar := strings.Repeat("=", n)
+	if n < width {
+		bar += ">" + strings.Repeat(" ", width-n-1)
+	}
+	return fmt.Sprintf("[%s] %6.1f/%.1f MB", bar, float64(done)/1e6, float64(total)/1e6)
 }
