@@ -60,6 +60,7 @@ type Agent struct {
 	leaving  bool
 	eligible bool            // containerd answers (always true without a runtime)
 	removing map[string]bool // replica IDs being removed
+	lastLoss time.Time       // when a member last failed or left
 	loopCtx  context.Context // the reconcile loop's; nil outside it
 	runReady chan struct{}
 }
@@ -262,6 +263,12 @@ func (a *Agent) onMemberEvent(ev gossip.MemberEvent) {
 			attrs["id"] = m.ID
 		}
 		a.bus.Publish(events.TypeMember, events.Action(ev.Action), m.Name, attrs)
+		if ev.Action == gossip.ActionFailed || ev.Action == gossip.ActionLeave {
+			a.mu.Lock()
+			a.lastLoss = time.Now()
+			a.mu.Unlock()
+			a.wakeAt(time.Now().Add(takeoverDelay))
+		}
 		a.wake() // membership changes placement
 		a.log.Info("member "+string(ev.Action), "peer", m.Name, "addr", m.Addr.String(), "status", string(m.Status))
 	}

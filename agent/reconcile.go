@@ -143,7 +143,11 @@ func (r *reconciler) once(ctx context.Context) error {
 	if !resume.IsZero() {
 		a.wakeAt(resume)
 	}
-	minority := r.minority()
+	// No new claims in a minority, nor while membership is still settling
+	// after a loss: when a node is cut off, it sees its peers fail one by
+	// one, and between the first and the last it would still count as a
+	// majority and take over slots.
+	minority := r.minority() || a.settling()
 	var errs []error
 	want := map[string]runtime.ReplicaSpec{}
 	policies := map[string]spec.RestartPolicy{}
@@ -222,6 +226,19 @@ func (r *reconciler) once(ctx context.Context) error {
 
 	r.report(svcs, tasks, res)
 	return errors.Join(errs...)
+}
+
+// takeoverDelay is how long after a member failed or left this node makes
+// no new claims: longer than the spread between the failure reports of
+// peers cut off together, so a node cut off reaches its minority verdict
+// first. It adds to healing time.
+const takeoverDelay = 3 * time.Second
+
+// settling reports whether a member was lost less than takeoverDelay ago.
+func (a *Agent) settling() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.lastLoss.IsZero() && time.Since(a.lastLoss) < takeoverDelay
 }
 
 // minority reports whether this node sees fewer than half of the orch
