@@ -444,6 +444,29 @@ containers:
 	})
 	tasksUntil(t, h1.node, "rb", 30*time.Second, allRunningOn(1, false))
 
+	step("a replica left behind by a crashed agent is cleaned when it starts")
+	mustCLI(t, h1.node, "service", "create", "--name", "orphan", "--constraint", "node.name==h3", testimage.DefaultName, "sh", "-c", "exec sleep 100000")
+	tasksUntil(t, h1.node, "orphan", 20*time.Second, allRunningOn(1, false))
+	h3 := ws[2]
+	if err := h3.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, h1.node, "service", "rm", "orphan")
+	if n := countPrefix(h3.containers(t), "orphan."); n != 1 {
+		t.Fatalf("h3 has %d orphan containers while its agent is down, want 1", n)
+	}
+	h3.startAgent(t)
+	lab.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+		if n := countPrefix(h3.containers(t), "orphan."); n != 0 {
+			return fmt.Errorf("h3 still has %d orphan containers", n)
+		}
+		out, _ := exec.Command("pgrep", "-f", "containerd-shim.*-id orphan\\.").Output()
+		if len(strings.TrimSpace(string(out))) > 0 {
+			return fmt.Errorf("shims of orphan still run: %s", out)
+		}
+		return nil
+	})
+
 	step("rm: nothing left in containerd on any host")
 	mustCLI(t, h1.node, "service", "rm", "web", "ghost", "pulled", "rb")
 	lab.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
@@ -496,4 +519,14 @@ func unmountUnder(t *testing.T, dir string) {
 			t.Logf("unmount %s: %v", p, err)
 		}
 	}
+}
+
+func countPrefix(ids []string, prefix string) int {
+	n := 0
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix) {
+			n++
+		}
+	}
+	return n
 }
