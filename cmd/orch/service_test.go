@@ -18,29 +18,24 @@ import (
 
 	"github.com/orchproject/orch/agent/api"
 	"github.com/orchproject/orch/agent/spec"
+	"github.com/orchproject/orch/internal/testenv"
 )
 
-// sentryYAML is the two-container example of agent/spec/testdata: two
+// sentryText is the content of sentryFile.
+func sentryText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(sentryFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sentryFile is the two-container example of agent/spec/testdata: two
 // replicas of a web container and a redis sharing one network namespace.
-const sentryYAML = `# two containers sharing one network namespace
-name: sentry
-replicas: 2
-containers:
-  - name: web
-    image: registry.example/sentry:9
-    args: ["run", "web"]
-    env:
-      - name: SENTRY_REDIS_HOST
-        value: "127.0.0.1"
-    ports:
-      - name: http
-        containerPort: 9000
-  - name: redis
-    image: redis:3.2-alpine
-    ports:
-      - name: redis
-        containerPort: 6379
-`
+func sentryFile(t *testing.T) string {
+	return filepath.Join(testenv.RepoRoot(t), "agent", "spec", "testdata", "sentry.yaml")
+}
 
 // startCluster starts agents n1 and n2 and joins n2 to n1 with `orch join`,
 // waiting until each sees the other alive.
@@ -223,7 +218,7 @@ func desiredState(ss []api.ServiceInfo) string {
 // leave.
 func TestCLIService_Lifecycle(t *testing.T) {
 	n1, n2 := startCluster(t)
-	sentryFile := writeSpec(t, "sentry.yaml", sentryYAML)
+	sentryFile := sentryFile(t)
 	var sentryVersion string
 
 	t.Run("CreateFromFile", func(t *testing.T) {
@@ -411,6 +406,7 @@ func TestCLIService_Lifecycle(t *testing.T) {
 	})
 
 	t.Run("BadSpecs", func(t *testing.T) {
+		sentryYAML := sentryText(t)
 		huge := sentryYAML + "# " + strings.Repeat("x", spec.MaxSpecSize) + "\n"
 		tests := []struct {
 			name, body string
@@ -696,6 +692,7 @@ func collectEvents(t *testing.T, ta *testAgent, filters, want []string) []api.Ev
 // --wait until converged or until the timeout with the reason.
 func TestCLIService_Apply(t *testing.T) {
 	n1, n2 := startCluster(t)
+	sentryYAML := sentryText(t)
 	file := writeSpec(t, "sentry.yaml", sentryYAML)
 	applyRE := regexp.MustCompile(`^sentry (created|updated|unchanged) \(version (\d+@n[12])\)\n`)
 	apply := func(t *testing.T, a *testAgent, args ...string) (action, version string, r cliResult) {

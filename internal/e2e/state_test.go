@@ -13,26 +13,8 @@ import (
 
 	"github.com/orchproject/orch/agent/api"
 	"github.com/orchproject/orch/internal/lab"
+	"github.com/orchproject/orch/internal/testenv"
 )
-
-const sentrySpec = `name: sentry
-replicas: 2
-containers:
-  - name: web
-    image: registry.example/sentry:9
-    args: ["run", "web"]
-    env:
-      - name: SENTRY_REDIS_HOST
-        value: "127.0.0.1"
-    ports:
-      - name: http
-        containerPort: 9000
-  - name: redis
-    image: redis:3.2-alpine
-    ports:
-      - name: redis
-        containerPort: 6379
-`
 
 // table is what one node holds: service name → version and spec.
 type table map[string]string
@@ -145,7 +127,7 @@ func TestReplicatedState(t *testing.T) {
 	token := formCluster(t, ns, "--profile", "fast")
 
 	step("a service created on h1 is on every host within 2 s, identical", func() {
-		p := writeFile(t, h1.host.Dir, "sentry.yaml", sentrySpec)
+		p := filepath.Join(testenv.RepoRoot(t), "agent", "spec", "testdata", "sentry.yaml")
 		mustCLI(t, h1, "service", "create", "-f", p)
 		sameTable(t, 2*time.Second, ns, func(tb table) error {
 			if _, ok := tb["sentry"]; !ok {
