@@ -82,7 +82,17 @@
 // -10 (set by scripts/bench/state) and starts the agents back at nice 0.
 //
 // After each phase it collects the WARN and ERROR lines of the agents'
-// logs, grouped by message, into the report.
+// logs up to the end of the phase (not what the teardown causes), grouped
+// by message, into the report. A full-sync phase that fails (say, an agent
+// killed from outside) is run once more, and the report says so.
+//
+// # Diagnosis
+//
+// --member-log-level debug makes the members log the syncs they start.
+// --perf-joins D records a system-wide CPU profile (perf record -a -g,
+// stamped with CLOCK_REALTIME) for D from each joiner's start, into the
+// work directory, and prints the joiner's start time, so that the samples
+// can be cut to the interval from its start to done.
 //
 // # Cleanup
 //

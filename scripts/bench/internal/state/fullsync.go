@@ -299,7 +299,9 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 	var perf *exec.Cmd
 	if o.perfJoins > 0 {
 		// Started before the joiner, so its first moments are in it.
-		perf = exec.Command("perf", "record", "-a", "-g", "-F", "499", "-o", filepath.Join(o.work, name+".perf.data"),
+		// Stamped with CLOCK_REALTIME, so that samples can be cut at the
+		// joiner's start and done times printed below.
+		perf = exec.Command("perf", "record", "-a", "-g", "-F", "499", "-k", "CLOCK_REALTIME", "-o", filepath.Join(o.work, name+".perf.data"),
 			"--", "sleep", strconv.FormatFloat(o.perfJoins.Seconds(), 'f', 1, 64))
 		perf.Stdout, perf.Stderr = io.Discard, io.Discard
 		if err := perf.Start(); err != nil {
@@ -313,6 +315,7 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 	}
 	if perf != nil {
 		defer perf.Wait()
+		fmt.Fprintf(os.Stderr, "perf: %s started at %s\n", name, a.started.UTC().Format(time.RFC3339Nano))
 	}
 	defer func() {
 		if a.proc.alive() {
