@@ -53,7 +53,8 @@ type reconciler struct {
 	a *Agent
 
 	primed     bool
-	rejoined   bool // heard from another member since start
+	rejoined   bool      // heard from another member since start
+	resumeAt   time.Time // the rolling-update resume already scheduled
 	inMinority bool
 	services   map[string]string // name → version, as last reported
 	tasks      map[string]string // task key → node, as last reported
@@ -140,7 +141,9 @@ func (r *reconciler) once(ctx context.Context) error {
 		}
 	}
 	held, resume := rollingHolds(svcs, tasks, res, time.Now())
-	if !resume.IsZero() {
+	if !resume.IsZero() && !resume.Equal(r.resumeAt) {
+		// One timer per resume time, not one per pass while it waits.
+		r.resumeAt = resume
 		a.wakeAt(resume)
 	}
 	// No new claims in a minority, nor while membership is still settling

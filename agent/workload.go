@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/orchproject/orch/agent/runtime"
@@ -304,7 +303,7 @@ func (a *Agent) pullImages(ctx context.Context, rs runtime.ReplicaSpec) error {
 	}
 	var errs []error
 	for _, c := range rs.Containers {
-		if _, d := splitImageDigest(c.Image); have[c.Image] || (d != "" && have[d]) {
+		if _, d := runtime.SplitDigest(c.Image); have[c.Image] || (d != "" && have[d]) {
 			continue
 		}
 		im, err := a.rt.PullImage(ctx, c.Image)
@@ -316,13 +315,6 @@ func (a *Agent) pullImages(ctx context.Context, rs runtime.ReplicaSpec) error {
 		a.bus.Publish(typeImage, actPulled, im.Name, map[string]string{"digest": im.Digest})
 	}
 	return errors.Join(errs...)
-}
-
-func splitImageDigest(ref string) (string, string) {
-	if i := strings.LastIndex(ref, "@"); i >= 0 {
-		return ref[:i], ref[i+1:]
-	}
-	return ref, ""
 }
 
 func allContainersRunning(r runtime.Replica) bool {

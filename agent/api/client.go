@@ -196,21 +196,7 @@ func (c *Client) Logs(ctx context.Context, req LogsRequest, fn func(LogLine) err
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		var l LogLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("decode log line: %w", err)
-		}
-		if err := fn(l); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("read logs: %w", err)
-	}
-	return nil
+	return readNDJSON(ctx, resp.Body, 4<<20, "log line", fn)
 }
 
 // Events streams events to fn until ctx ends, the agent closes the stream,
@@ -231,19 +217,26 @@ func (c *Client) Events(ctx context.Context, req EventsRequest, fn func(Event) e
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return readNDJSON(ctx, resp.Body, 1<<20, "event", fn)
+}
+
+// readNDJSON decodes one JSON value per line (lines up to maxLine bytes)
+// and hands each to fn until the stream ends, fn fails (its error is
+// returned) or ctx ends (nil).
+func readNDJSON[T any](ctx context.Context, r io.Reader, maxLine int, what string, fn func(T) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
 	for sc.Scan() {
-		var ev Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return fmt.Errorf("decode event: %w", err)
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("decode %s: %w", what, err)
 		}
-		if err := fn(ev); err != nil {
+		if err := fn(v); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("read event stream: %w", err)
+		return fmt.Errorf("read %s stream: %w", what, err)
 	}
 	return nil
 }

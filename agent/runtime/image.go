@@ -65,7 +65,7 @@ func (r *Runtime) Images(ctx context.Context) ([]Image, error) {
 // reference pinned by digest ("name:tag@sha256:…") matches the local image
 // with that digest, whatever it is named.
 func (r *Runtime) getImage(ctx context.Context, c *client.Client, ref string) (client.Image, error) {
-	name, dgst := splitDigest(ref)
+	name, dgst := SplitDigest(ref)
 	var img client.Image
 	if dgst != "" {
 		imgs, err := c.ImageService().List(ctx, "target.digest=="+dgst)

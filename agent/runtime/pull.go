@@ -33,8 +33,9 @@ func normalize(ref string) (string, error) {
 	return n.String(), nil
 }
 
-// splitDigest returns the reference without its digest, and the digest.
-func splitDigest(ref string) (string, string) {
+// SplitDigest returns an image reference without its digest, and the
+// digest ("" if the reference has none).
+func SplitDigest(ref string) (string, string) {
 	if i := strings.LastIndex(ref, "@"); i >= 0 {
 		return ref[:i], ref[i+1:]
 	}
@@ -137,7 +138,7 @@ func (r *Runtime) PullImageProgress(ctx context.Context, ref string, fn func(Pro
 // ResolveDigest returns the digest a reference stands for: the local
 // image's if this node has it, else the registry's answer.
 func (r *Runtime) ResolveDigest(ctx context.Context, ref string) (string, error) {
-	if _, d := splitDigest(ref); d != "" {
+	if _, d := SplitDigest(ref); d != "" {
 		return d, nil
 	}
 	c, cctx, err := r.conn(ctx)
