@@ -46,7 +46,9 @@ type Agent struct {
 
 	// rt runs the slots this node holds; nil with --containerd none, when
 	// claims are only recorded.
-	rt       workloads
+	rt workloads
+	// net is the overlay; nil when Config.Overlay is off.
+	net      *overlay
 	retry    retryBook      // start failures; owned by the reconcile loop
 	removals sync.WaitGroup // replicas being removed in the background
 
@@ -85,6 +87,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = DefaultResyncInterval
 	}
+	if cfg.VNI == 0 {
+		cfg.VNI = DefaultVNI
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = DefaultDomain
+	}
 	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{}), wakeCh: make(chan struct{}, 1)}
 	a.rec = &reconciler{a: a}
 	a.eligible = true
@@ -109,6 +117,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.bus = bus
+	if cfg.Overlay.IsValid() {
+		a.net = newOverlay(a)
+		// A saved or pinned subnet goes into the first tags gossip sends.
+		if _, err := a.net.loadClaim(); err != nil {
+			return nil, err
+		}
+	}
 
 	gc := gossip.DefaultConfig()
 	gc.Name = cfg.Name
@@ -147,6 +162,11 @@ func (a *Agent) tags() map[string]string {
 	a.mu.Unlock()
 	for k, v := range a.cfg.Labels {
 		t[tagLabelPrefix+k] = v
+	}
+	if a.net != nil {
+		if sn := a.net.tag(); sn != "" {
+			t[tagSubnet] = sn
+		}
 	}
 	return t
 }
@@ -187,6 +207,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.rt != nil {
 		g.Go(func() error { return a.runtimeLoop(gctx) })
 	}
+	if a.net != nil {
+		g.Go(func() error { return a.net.run(gctx) })
+	}
 	recDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(recDone)
@@ -212,6 +235,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	a.mu.Lock()
+	left := a.leaving
+	a.mu.Unlock()
+	if left {
+		a.afterLeave()
+	}
 	if cerr := a.bus.Close(); cerr != nil {
 		a.log.Warn("close event bus", "err", cerr)
 	}
@@ -238,6 +267,34 @@ func (a *Agent) Leave(ctx context.Context) error {
 	}
 	a.log.Info("left the cluster", "node", a.cfg.Name)
 	return nil
+}
+
+// afterLeave removes what the node ran for the cluster it left: its
+// replicas and the overlay devices. A node that stops without leaving
+// keeps both, to adopt them when it returns.
+func (a *Agent) afterLeave() {
+	ctx, cancel := context.WithTimeout(context.Background(), runtime.DefaultStopGrace+runtimeTimeout)
+	defer cancel()
+	if a.rt != nil {
+		reps, err := a.rt.Replicas(ctx)
+		if err != nil {
+			a.log.Warn("cannot list replicas to remove after leaving", "err", err)
+		}
+		var wg sync.WaitGroup
+		for _, r := range reps {
+			wg.Go(func() {
+				if err := a.rt.RemoveReplica(ctx, r.ID, runtime.DefaultStopGrace); err != nil {
+					a.log.Warn("remove replica after leaving", "replica", r.ID, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if a.net != nil {
+		if err := a.net.cleanup(); err != nil {
+			a.log.Warn("remove overlay after leaving", "err", err)
+		}
+	}
 }
 
 // stopAfterLeave ends Run; called once the leave response is on its way.
@@ -270,6 +327,9 @@ func (a *Agent) onMemberEvent(ev gossip.MemberEvent) {
 			a.wakeAt(time.Now().Add(takeoverDelay))
 		}
 		a.wake() // membership changes placement
+		if a.net != nil {
+			a.net.wake() // and the overlay's peers
+		}
 		a.log.Info("member "+string(ev.Action), "peer", m.Name, "addr", m.Addr.String(), "status", string(m.Status))
 	}
 }

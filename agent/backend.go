@@ -59,6 +59,9 @@ func toAPIMember(m gossip.Member, self string) api.Member {
 			am.Labels[l] = v
 		}
 	}
+	if c, ok := parseSubnetTag(m.Tags[tagSubnet]); ok {
+		am.Subnet = c.Prefix.String()
+	}
 	if s, err := strconv.ParseInt(m.Tags[tagCreated], 10, 64); err == nil {
 		t := time.Unix(s, 0).UTC()
 		am.Created = &t

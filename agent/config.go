@@ -67,6 +67,19 @@ type Config struct {
 	// RegistryAuth is a JSON file of registry credentials:
 	// {"host:port": {"username": "…", "password": "…"}}.
 	RegistryAuth string
+	// Overlay is the range the nodes' subnets are taken from. The zero
+	// prefix turns the overlay off: replicas get loopback only (for
+	// clusters that only keep state, and tests that share one network
+	// namespace). DefaultConfig sets DefaultOverlay.
+	Overlay netip.Prefix
+	// Subnet pins this node's subnet (inside Overlay) instead of claiming
+	// one. Zero: claim one.
+	Subnet netip.Prefix
+	// VNI is the overlay's VXLAN network identifier; every node of a
+	// cluster must use the same. Zero means DefaultVNI.
+	VNI int
+	// Domain is the DNS domain of services (SERVICE.svc.DOMAIN) and nodes.
+	Domain string
 	// ResyncInterval is how often the reconcile loop runs when nothing
 	// wakes it. Zero means DefaultResyncInterval.
 	ResyncInterval time.Duration
@@ -86,6 +99,9 @@ func DefaultConfig() Config {
 		Bind:       netip.AddrPortFrom(netip.IPv4Unspecified(), gossip.DefaultPort),
 		Profile:    DefaultProfile,
 		Containerd: DefaultContainerd,
+		Overlay:    DefaultOverlay,
+		VNI:        DefaultVNI,
+		Domain:     DefaultDomain,
 		Version:    "dev",
 	}
 }
@@ -116,6 +132,30 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("token: needs --join ADDR (the token says which cluster, the address which member to ask)"))
 		}
 	}
+	if c.Overlay.IsValid() {
+		switch {
+		case !c.Overlay.Addr().Is4() || c.Overlay != c.Overlay.Masked():
+			errs = append(errs, fmt.Errorf("overlay %s: want an IPv4 network address with its prefix length (like %s)", c.Overlay, DefaultOverlay))
+		case c.Overlay.Bits() > DefaultSubnetBits:
+			errs = append(errs, fmt.Errorf("overlay %s: too small; it is split into /%d node subnets", c.Overlay, DefaultSubnetBits))
+		}
+	}
+	if c.Subnet.IsValid() {
+		switch {
+		case !c.Overlay.IsValid():
+			errs = append(errs, errors.New("subnet: needs the overlay (it is off)"))
+		case !c.Subnet.Addr().Is4() || c.Subnet != c.Subnet.Masked() || c.Subnet.Bits() > 30:
+			errs = append(errs, fmt.Errorf("subnet %s: want an IPv4 network address with a prefix length of at most 30", c.Subnet))
+		case c.Subnet.Bits() < c.Overlay.Bits() || !c.Overlay.Contains(c.Subnet.Addr()):
+			errs = append(errs, fmt.Errorf("subnet %s: must lie inside the overlay %s", c.Subnet, c.Overlay))
+		}
+	}
+	if c.VNI < 0 || c.VNI >= 1<<24 {
+		errs = append(errs, fmt.Errorf("vni %d: want 1-16777215", c.VNI))
+	}
+	if c.Domain != "" && !validDomain(c.Domain) {
+		errs = append(errs, fmt.Errorf("domain %q: want lower-case DNS labels separated by dots", c.Domain))
+	}
 	for k, v := range c.Labels {
 		if !labelKeyRE.MatchString(k) {
 			errs = append(errs, fmt.Errorf("label %q: a key is 1-63 letters, digits, '.', '_', '/', '-', starting and ending with a letter or digit", k))
@@ -134,4 +174,17 @@ func ParseLabel(s string) (string, string, error) {
 		return "", "", fmt.Errorf("label %q: want KEY=VALUE", s)
 	}
 	return k, v, nil
+}
+
+// validDomain reports whether d is one or more lower-case DNS labels.
+func validDomain(d string) bool {
+	if len(d) > 200 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if !gossip.ValidName(l) {
+			return false
+		}
+	}
+	return true
 }

@@ -195,7 +195,7 @@ func (r *reconciler) once(ctx context.Context) error {
 				}
 				run = slotRun{State: taskStarting, SpecVersion: rs.SpecVersion}
 			}
-			rec.State, rec.Message, rec.Restarts, rec.SpecVersion = run.State, run.Message, run.Restarts, run.SpecVersion
+			rec.State, rec.Message, rec.Restarts, rec.SpecVersion, rec.Addr = run.State, run.Message, run.Restarts, run.SpecVersion, run.Addr
 			rec.RunningSince = cur.RunningSince
 			if rec.State == taskRunning && (cur.State != taskRunning || cur.SpecVersion != rec.SpecVersion || cur.RunningSince == 0) {
 				rec.RunningSince = time.Now().UnixMilli()

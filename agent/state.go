@@ -46,6 +46,8 @@ type taskRecord struct {
 	Message string `json:"message,omitempty"`
 	// Restarts counts restarts of the slot's containers on this node.
 	Restarts int `json:"restarts,omitempty"`
+	// Addr is the replica's overlay address, once it has one.
+	Addr string `json:"addr,omitempty"`
 	// RunningSince is when the slot last came up (Unix ms, the owner's
 	// clock): rolling updates wait update.delay after it.
 	RunningSince int64 `json:"running_since,omitempty"`
@@ -159,6 +161,7 @@ type taskView struct {
 	SpecVersion string
 	Current     bool // working on the service's current version
 	Restarts    int
+	Addr        string
 }
 
 // viewTasks computes the slots of one service from the replicated claims and
@@ -182,7 +185,7 @@ func viewTasks(name string, st serviceState, tasks []taskRecord, res map[placeSl
 			v.State = taskAssigning
 			for _, c := range claims[slot] {
 				if c.Node == r.Node {
-					v.State, v.SpecVersion, v.Message, v.Restarts = c.State, c.SpecVersion, c.Message, c.Restarts
+					v.State, v.SpecVersion, v.Message, v.Restarts, v.Addr = c.State, c.SpecVersion, c.Message, c.Restarts, c.Addr
 					v.Current = c.SpecVersion == st.Version
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"time"
 
@@ -61,6 +62,7 @@ type slotRun struct {
 	Message     string
 	Restarts    int
 	SpecVersion string // the version its containers run
+	Addr        string // the replica's overlay address, if it has one
 }
 
 // replicaSpec turns a service spec into the runtime's terms.
@@ -158,6 +160,22 @@ func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.Repli
 			}
 		}
 	}
+	if a.net != nil {
+		// A replica whose address is not in this node's subnet (the node
+		// lost a subnet conflict, or it ran before the overlay) is
+		// replaced: same ID, new address.
+		for _, r := range actual {
+			if wantIDs[r.ID] && !a.net.fits(r.Addr) {
+				delete(wantIDs, r.ID)
+				delete(byID, r.ID)
+			}
+		}
+		keepAddr := maps.Clone(wantIDs)
+		for _, r := range actual {
+			keepAddr[r.ID] = true
+		}
+		a.net.retain(keepAddr)
+	}
 	var errs []error
 	// Remove what is no longer wanted here (old versions, slots that
 	// moved, services removed, scaled away). Stopping may take a grace
@@ -187,6 +205,9 @@ func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.Repli
 			// Report the kept replica as it is, with the version it was
 			// started for.
 			rep, exists, run.SpecVersion = kept, true, kept.SpecVersion
+		}
+		if rep.Addr.IsValid() {
+			run.Addr = rep.Addr.Addr().String()
 		}
 		stopped, code, stoppedAt := stoppedContainer(rep)
 		for _, c := range rep.Containers {
@@ -255,6 +276,9 @@ func (a *Agent) removeAsync(r runtime.Replica) {
 			}
 			return
 		}
+		if a.net != nil {
+			a.net.release(r.ID)
+		}
 		a.bus.Publish(typeTask, actRemoved, fmt.Sprintf("%s.%d", r.Service, r.Slot), map[string]string{"replica": r.ID})
 	})
 }
@@ -265,6 +289,16 @@ func (a *Agent) removeAsync(r runtime.Replica) {
 // reconcile pass (bounded by runtimeTimeout); a failed pull backs off like
 // any failed start.
 func (a *Agent) startSlot(ctx context.Context, rs runtime.ReplicaSpec, run slotRun, subject string) slotRun {
+	if a.net != nil {
+		n, err := a.net.replicaNetwork(rs)
+		if err != nil {
+			run.State, run.Message = taskStarting, err.Error()
+			a.wakeAt(time.Now().Add(time.Second))
+			return run
+		}
+		rs.Network = n
+		run.Addr = n.Addr.Addr().String()
+	}
 	err := a.rt.StartReplica(ctx, rs)
 	if errors.Is(err, runtime.ErrNotFound) {
 		if perr := a.pullImages(ctx, rs); perr != nil {

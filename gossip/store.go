@@ -122,6 +122,8 @@ type Store struct {
 
 	changed chan struct{} // capacity 1: a wake-up, not a payload
 	saveReq chan struct{} // capacity 1: a wake-up for the saver
+	// watchers are further readers' wake-ups (Watch), each capacity 1.
+	watchers []chan struct{}
 }
 
 func newStore(self string, ttl time.Duration) *Store {
@@ -325,11 +327,31 @@ func (s *Store) collect() int {
 	return n
 }
 
-// notify wakes Changed's reader and the saver without blocking.
+// Watch returns a new wake-up channel like Changed's, for another reader:
+// each reader needs its own, since one wake-up is consumed by one receive.
+func (s *Store) Watch() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.watchers = append(s.watchers, ch)
+	s.mu.Unlock()
+	return ch
+}
+
+// notify wakes Changed's reader, the watchers and the saver without
+// blocking.
 func (s *Store) notify() {
 	select {
 	case s.changed <- struct{}{}:
 	default:
+	}
+	s.mu.Lock()
+	ws := s.watchers
+	s.mu.Unlock()
+	for _, w := range ws {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
 	select {
 	case s.saveReq <- struct{}{}:

@@ -19,6 +19,9 @@ type Member struct {
 	// Status is alive, leaving, left or failed.
 	Status string            `json:"status"`
 	Labels map[string]string `json:"labels"`
+	// Subnet is the overlay subnet the member claims for its replicas;
+	// empty before it has one, or with the overlay off.
+	Subnet string `json:"subnet,omitempty"`
 	// Created is when the node first started with its data dir; age is
 	// counted from it. Absent for members that are not orch agents.
 	Created *time.Time `json:"created,omitempty"`
@@ -177,6 +180,9 @@ type Task struct {
 	Current bool `json:"current"`
 	// Restarts counts restarts of the slot's containers on its node.
 	Restarts int `json:"restarts"`
+	// Addr is the replica's overlay address; empty before it has one, or
+	// when the overlay is off.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Image is an image in the agent's containerd, as `orch image ls` shows it.

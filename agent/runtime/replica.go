@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,6 +33,7 @@ const (
 	LabelNetNS       = "orch.netns"
 	LabelRestarts    = "orch.restarts"
 	LabelImage       = "orch.image-digest"
+	LabelAddr        = "orch.addr"
 )
 
 // maxIDLen is containerd's limit on identifiers.
@@ -62,6 +64,23 @@ type ReplicaSpec struct {
 	Slot        int
 	SpecVersion string
 	Containers  []ContainerSpec
+	// Network plugs the replica into the node's network; nil leaves it
+	// with loopback only. It is not part of the ID: a replica keeps its
+	// identity, and the agent recreates one whose address no longer fits.
+	Network *Network
+}
+
+// Network is how a replica is wired to the node's network.
+type Network struct {
+	// Addr is the replica's address, recorded in a label.
+	Addr netip.Prefix
+	// Setup plugs the network namespace at nsPath in. It runs on every
+	// StartReplica, before any container starts, so it must be idempotent.
+	Setup func(nsPath string) error
+	// Hosts and ResolvConf become the containers' /etc/hosts and
+	// /etc/resolv.conf (read-only bind mounts of files the runtime keeps
+	// beside the replica). Empty keeps the image's.
+	Hosts, ResolvConf []byte
 }
 
 // ID is the replica's identifier: service, slot and a hash of what its
@@ -112,7 +131,10 @@ type Replica struct {
 	Slot        int
 	SpecVersion string
 	NetNS       string
-	Containers  []ContainerStatus
+	// Addr is the address the replica was given (label orch.addr);
+	// invalid for a replica started without a network.
+	Addr       netip.Prefix
+	Containers []ContainerStatus
 }
 
 // Replicas lists every replica in orch's namespace, from container labels.
@@ -139,6 +161,9 @@ func (r *Runtime) Replicas(ctx context.Context) ([]Replica, error) {
 		if !ok {
 			slot, _ := strconv.Atoi(labels[LabelSlot])
 			rep = &Replica{ID: id, Service: labels[LabelService], Slot: slot, SpecVersion: labels[LabelSpecVersion], NetNS: labels[LabelNetNS]}
+			if a, err := netip.ParsePrefix(labels[LabelAddr]); err == nil {
+				rep.Addr = a
+			}
 			byID[id] = rep
 		}
 		st, err := r.status(ctx, ctr, labels)
@@ -209,8 +234,22 @@ func (r *Runtime) StartReplica(ctx context.Context, spec ReplicaSpec) error {
 	if err != nil {
 		return err
 	}
+	var files []specs.Mount
+	if n := spec.Network; n != nil {
+		if n.Setup != nil {
+			if err := n.Setup(nsPath); err != nil {
+				if created {
+					netns.LoadNetNS(nsPath).Remove()
+				}
+				return fmt.Errorf("replica %s: network: %w", id, err)
+			}
+		}
+		if files, err = r.writeNetFiles(id, n); err != nil {
+			return err
+		}
+	}
 	for i, cs := range spec.Containers {
-		if err := r.ensureContainer(ctx, c, spec, cs, imgs[i], nsPath); err != nil {
+		if err := r.ensureContainer(ctx, c, spec, cs, imgs[i], nsPath, files); err != nil {
 			if created && i == 0 {
 				// Nothing refers to the new namespace yet.
 				netns.LoadNetNS(nsPath).Remove()
@@ -247,7 +286,35 @@ func (r *Runtime) ensureNetNS(ctx context.Context, c *client.Client, replica str
 	return ns.GetPath(), true, nil
 }
 
-func (r *Runtime) ensureContainer(ctx context.Context, c *client.Client, spec ReplicaSpec, cs ContainerSpec, img client.Image, nsPath string) error {
+// writeNetFiles writes the replica's hosts and resolv.conf files and
+// returns their mounts.
+func (r *Runtime) writeNetFiles(id string, n *Network) ([]specs.Mount, error) {
+	dir := filepath.Join(netFilesDir(r.cfg.StateDir), id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("replica %s: %w", id, err)
+	}
+	var mounts []specs.Mount
+	for _, f := range []struct {
+		name, dst string
+		data      []byte
+	}{{"hosts", "/etc/hosts", n.Hosts}, {"resolv.conf", "/etc/resolv.conf", n.ResolvConf}} {
+		if f.data == nil {
+			continue
+		}
+		p := filepath.Join(dir, f.name)
+		// Written in place, not renamed: a running container's bind mount
+		// holds the inode, and a rename would leave it with the old file.
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			return nil, fmt.Errorf("replica %s: %w", id, err)
+		}
+		mounts = append(mounts, specs.Mount{Destination: f.dst, Type: "bind", Source: p, Options: []string{"rbind", "ro"}})
+	}
+	return mounts, nil
+}
+
+func netFilesDir(stateDir string) string { return filepath.Join(stateDir, "net") }
+
+func (r *Runtime) ensureContainer(ctx context.Context, c *client.Client, spec ReplicaSpec, cs ContainerSpec, img client.Image, nsPath string, files []specs.Mount) error {
 	cid := containerID(spec.ID(), cs.Name)
 	ctr, err := c.LoadContainer(ctx, cid)
 	if err != nil && !errors.Is(classify(err), ErrNotFound) {
@@ -264,10 +331,13 @@ func (r *Runtime) ensureContainer(ctx context.Context, c *client.Client, spec Re
 			LabelRestarts:    "0",
 			LabelImage:       img.Target().Digest.String(),
 		}
+		if spec.Network != nil && spec.Network.Addr.IsValid() {
+			labels[LabelAddr] = spec.Network.Addr.String()
+		}
 		ctr, err = c.NewContainer(ctx, cid,
 			client.WithSnapshotter(r.cfg.Snapshotter),
 			client.WithNewSnapshot(cid, img),
-			client.WithNewSpec(specOpts(img, spec, cs, nsPath)...),
+			client.WithNewSpec(append(specOpts(img, spec, cs, nsPath), oci.WithMounts(files))...),
 			client.WithContainerLabels(labels),
 		)
 		if err != nil {
@@ -418,6 +488,9 @@ func (r *Runtime) RemoveReplica(ctx context.Context, id string, grace time.Durat
 			if err := netns.LoadNetNS(p).Remove(); err != nil {
 				errs = append(errs, fmt.Errorf("remove network namespace %s: %w", p, err))
 			}
+		}
+		if err := os.RemoveAll(filepath.Join(netFilesDir(r.cfg.StateDir), id)); err != nil {
+			errs = append(errs, fmt.Errorf("remove network files of %s: %w", id, err))
 		}
 	}
 	return errors.Join(errs...)

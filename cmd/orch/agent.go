@@ -35,6 +35,10 @@ type fileConfig struct {
 	// --registry-auth.
 	InsecureRegistries []string `json:"insecure_registries"`
 	RegistryAuth       *string  `json:"registry_auth"`
+	Overlay            *string  `json:"overlay"`
+	Subnet             *string  `json:"subnet"`
+	VNI                *int     `json:"vni"`
+	Domain             *string  `json:"domain"`
 	LogLevel           *string  `json:"log_level"`
 	LogFormat          *string  `json:"log_format"`
 }
@@ -62,6 +66,9 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
 	containerd, registryAuth                                   string
+	overlay, subnet, domain                                    string
+	vni                                                        int
+	cleanup                                                    bool
 	insecureRegistries                                         []string
 	logLevel, logFormat                                        string
 	labels, join                                               []string
@@ -83,7 +90,15 @@ proves the token's secret, and only then receives the gossip key.
 Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
 token, join ["addr"], profile, containerd, insecure_registries ["host:port"],
-registry_auth, log_level, log_format), then flags.`,
+registry_auth, overlay, subnet, vni, domain, log_level, log_format), then
+flags.
+
+The overlay: each node claims a /24 of --overlay for its replicas (the
+first choice derived from its name, conflicts settled by gossip: the
+earlier claim keeps it), remembers it in the data dir, and programs a
+bridge (orch0, the subnet's first address), a VXLAN device (orchvx, UDP
+4789) and a route, neighbour and FDB entry per peer. --cleanup removes
+those devices and exits; "orch leave" removes them too.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.toConfig(cmd.Flags(), g.socket, cmd.Flags().Changed("socket"))
@@ -91,6 +106,9 @@ registry_auth, log_level, log_format), then flags.`,
 				return err
 			}
 			cfg.Version = buildVersion()
+			if f.cleanup {
+				return agent.CleanupNetwork(cfg)
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
@@ -110,6 +128,11 @@ registry_auth, log_level, log_format), then flags.`,
 	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry HOST:PORT to pull from over plain HTTP (repeatable)")
 	fl.StringVar(&f.registryAuth, "registry-auth", "", "JSON file of registry credentials: {\"HOST:PORT\": {\"username\": \"…\", \"password\": \"…\"}}")
 	fl.StringVar(&f.containerd, "containerd", def.Containerd, "containerd socket where this node's replicas run; \"none\" runs nothing (claims only)")
+	fl.StringVar(&f.overlay, "overlay", def.Overlay.String(), "IPv4 range the nodes' /24 subnets are claimed from; \"none\" turns the overlay off")
+	fl.StringVar(&f.subnet, "subnet", "", "pin this node's subnet (inside --overlay) instead of claiming one")
+	fl.IntVar(&f.vni, "vni", def.VNI, "VXLAN network identifier of the overlay (the same on every node)")
+	fl.StringVar(&f.domain, "domain", def.Domain, "DNS domain of services (SERVICE.svc.DOMAIN) and nodes")
+	fl.BoolVar(&f.cleanup, "cleanup", false, "remove the overlay devices orch made on this host, then exit")
 	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -140,6 +163,12 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("profile", &f.profile, fc.Profile)
 		set("containerd", &f.containerd, fc.Containerd)
 		set("registry-auth", &f.registryAuth, fc.RegistryAuth)
+		set("overlay", &f.overlay, fc.Overlay)
+		set("subnet", &f.subnet, fc.Subnet)
+		set("domain", &f.domain, fc.Domain)
+		if fc.VNI != nil && !fs.Changed("vni") {
+			f.vni = *fc.VNI
+		}
 		if fc.InsecureRegistries != nil && !fs.Changed("insecure-registry") {
 			f.insecureRegistries = fc.InsecureRegistries
 		}
@@ -168,6 +197,23 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 	cfg.Containerd = f.containerd
 	cfg.InsecureRegistries = f.insecureRegistries
 	cfg.RegistryAuth = f.registryAuth
+	cfg.VNI = f.vni
+	cfg.Domain = f.domain
+	cfg.Overlay = netip.Prefix{}
+	if f.overlay != "none" {
+		p, err := netip.ParsePrefix(f.overlay)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--overlay %q: want a CIDR like %s, or none", f.overlay, agent.DefaultOverlay))
+		}
+		cfg.Overlay = p
+	}
+	if f.subnet != "" {
+		p, err := netip.ParsePrefix(f.subnet)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--subnet %q: want a CIDR like 10.213.7.0/24", f.subnet))
+		}
+		cfg.Subnet = p
+	}
 	bind, err := parseBind(f.bind)
 	if err != nil {
 		errs = append(errs, err)

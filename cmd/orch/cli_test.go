@@ -64,6 +64,7 @@ func startAgent(t *testing.T, name string, labels map[string]string) *testAgent 
 	cfg.Profile = "fast"
 	cfg.Labels = labels
 	cfg.Containerd = agent.ContainerdNone // placement and claims only
+	cfg.Overlay = netip.Prefix{}          // agents sharing one network namespace cannot each own orch0
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
@@ -257,13 +258,14 @@ func TestCLI_Agent(t *testing.T) {
 		if len(lines) != 2 {
 			t.Fatalf("members printed %d lines, want header and one row:\n%s", len(lines), r.stdout)
 		}
-		if got, want := strings.Fields(lines[0]), []string{"NAME", "ADDRESS", "STATUS", "LABELS", "AGE"}; !slices.Equal(got, want) {
+		if got, want := strings.Fields(lines[0]), []string{"NAME", "ADDRESS", "STATUS", "SUBNET", "LABELS", "AGE"}; !slices.Equal(got, want) {
 			t.Errorf("header = %q, want %q", got, want)
 		}
 		row := strings.Fields(lines[1])
-		// n1 * ADDRESS alive LABELS AGE: the '*' marks the agent answering.
-		want := []string{"n1", "*", n1.gossipAddr(t), "alive", "disk=ssd,zone=a"}
-		if len(row) != 6 || !slices.Equal(row[:5], want) {
+		// n1 * ADDRESS alive SUBNET LABELS AGE: the '*' marks the agent
+		// answering; no subnet with the overlay off.
+		want := []string{"n1", "*", n1.gossipAddr(t), "alive", "-", "disk=ssd,zone=a"}
+		if len(row) != 7 || !slices.Equal(row[:6], want) {
 			t.Errorf("row = %q, want %q followed by an age", row, want)
 		}
 		if r.stderr != "" {
@@ -598,7 +600,13 @@ func parseAgentFlags(t *testing.T, args ...string) (agentFlags, *pflag.FlagSet) 
 		token: get("token"), profile: get("profile"), configFile: get("config"), containerd: get("containerd"),
 		logLevel: get("log-level"), logFormat: get("log-format"),
 		labels: getArray("label"), join: getArray("join"),
+		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"),
 	}
+	vni, err := fs.GetInt("vni")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.vni = vni
 	return f, fs
 }
 

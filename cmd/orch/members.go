@@ -68,7 +68,7 @@ they are shown but never given work.`,
 
 func printMembers(w io.Writer, ms []api.Member, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tLABELS\tAGE")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tSUBNET\tLABELS\tAGE")
 	for _, m := range ms {
 		name := m.Name
 		if m.Self {
@@ -81,7 +81,7 @@ func printMembers(w io.Writer, ms []api.Member, now time.Time) error {
 		if m.Created != nil {
 			age = humanDuration(now.Sub(*m.Created))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, m.Address, m.Status, formatLabels(m.Labels), age)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Address, m.Status, orDash(m.Subnet), formatLabels(m.Labels), age)
 	}
 	return tw.Flush()
 }

@@ -325,16 +325,9 @@ func newServicePsCmd(g *globals) *cobra.Command {
 				return writeJSON(g.stdout, tasks)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TASK\tNODE\tDESIRED\tSTATE\tRESTARTS\tVERSION\tMESSAGE")
+			fmt.Fprintln(tw, "TASK\tNODE\tADDRESS\tDESIRED\tSTATE\tRESTARTS\tVERSION\tMESSAGE")
 			for _, t := range tasks {
-				node, ver := t.Node, t.SpecVersion
-				if node == "" {
-					node = "-"
-				}
-				if ver == "" {
-					ver = "-"
-				}
-				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, node, t.Desired, t.State, t.Restarts, ver, t.Message)
+				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, orDash(t.Node), orDash(t.Addr), t.Desired, t.State, t.Restarts, orDash(t.SpecVersion), t.Message)
 			}
 			return tw.Flush()
 		},
@@ -459,4 +452,12 @@ func newServiceRmCmd(g *globals) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
+}
+
+// orDash shows an empty cell as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
