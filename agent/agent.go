@@ -48,7 +48,10 @@ type Agent struct {
 	// claims are only recorded.
 	rt workloads
 	// net is the overlay; nil when Config.Overlay is off.
-	net      *overlay
+	net *overlay
+	// dns answers for the cluster; nil when both the overlay and the host
+	// listener are off.
+	dns      *discovery
 	retry    retryBook      // start failures; owned by the reconcile loop
 	removals sync.WaitGroup // replicas being removed in the background
 
@@ -117,6 +120,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.bus = bus
+	if cfg.Overlay.IsValid() || cfg.DNS.IsValid() {
+		if a.dns, err = newDiscovery(a); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Overlay.IsValid() {
 		a.net = newOverlay(a)
 		// A saved or pinned subnet goes into the first tags gossip sends.
@@ -209,6 +217,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.net != nil {
 		g.Go(func() error { return a.net.run(gctx) })
+	}
+	if a.dns != nil {
+		g.Go(func() error { return a.dns.run(gctx) })
 	}
 	recDone := make(chan struct{})
 	g.Go(func() error {
@@ -329,6 +340,9 @@ func (a *Agent) onMemberEvent(ev gossip.MemberEvent) {
 		a.wake() // membership changes placement
 		if a.net != nil {
 			a.net.wake() // and the overlay's peers
+		}
+		if a.dns != nil {
+			a.dns.wake() // and which nodes' replicas are announced
 		}
 		a.log.Info("member "+string(ev.Action), "peer", m.Name, "addr", m.Addr.String(), "status", string(m.Status))
 	}

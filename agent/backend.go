@@ -28,6 +28,37 @@ func (b backend) Info(ctx context.Context) api.Info {
 	if ad := a.node.Addr(); ad.IsValid() {
 		info.GossipAddr = ad.String()
 	}
+	if ms := a.node.Members(); ms != nil {
+		info.Members = map[string]int{}
+		for _, m := range ms {
+			info.Members[string(m.Status)]++
+			if m.Name == a.cfg.Name {
+				info.GossipAddr = m.Addr.String()
+			}
+		}
+		info.Replicas = map[string]int{}
+		for _, t := range decodeTasks(a.node.Store().Snapshot().Tables[tableTasks]) {
+			if t.Node == a.cfg.Name {
+				info.Replicas[t.State]++
+			}
+		}
+	}
+	if a.net != nil {
+		if sn := a.net.subnet(); sn.IsValid() {
+			info.Subnet = sn.String()
+		}
+	}
+	if a.dns != nil {
+		st := a.dns.stats()
+		info.DNS = &api.DNSInfo{
+			Domain: a.cfg.Domain, Queries: st.Queries, Responses: st.Responses,
+			Forwarded: st.Forwarded, CacheHits: st.CacheHits, ForwardFailures: st.ForwardFailures,
+			Truncated: st.Truncated, Malformed: st.Malformed, Dropped: st.Dropped,
+		}
+		for _, ap := range a.dns.srv.Addrs() {
+			info.DNS.Listeners = append(info.DNS.Listeners, ap.String())
+		}
+	}
 	return info
 }
 

@@ -80,6 +80,18 @@ type Config struct {
 	VNI int
 	// Domain is the DNS domain of services (SERVICE.svc.DOMAIN) and nodes.
 	Domain string
+	// DNS is the host's DNS listener (UDP and TCP). The zero value turns
+	// it off; the listener for replicas, on the bridge gateway, runs
+	// whenever the overlay does. DefaultConfig sets DefaultDNS.
+	DNS netip.AddrPort
+	// DNSUpstreams are the resolvers ("ip:port") that names outside the
+	// domain are forwarded to, for replicas and loopback only. nil: the
+	// nameservers of /etc/resolv.conf.
+	DNSUpstreams []string
+	// DNSTTL is the TTL of the cluster's records, in seconds; zero means
+	// dnsdisc's default (5 s: replicas move, and a client must not keep a
+	// dead one's address for long).
+	DNSTTL uint32
 	// ResyncInterval is how often the reconcile loop runs when nothing
 	// wakes it. Zero means DefaultResyncInterval.
 	ResyncInterval time.Duration
@@ -102,6 +114,7 @@ func DefaultConfig() Config {
 		Overlay:    DefaultOverlay,
 		VNI:        DefaultVNI,
 		Domain:     DefaultDomain,
+		DNS:        DefaultDNS,
 		Version:    "dev",
 	}
 }
@@ -152,6 +165,14 @@ func (c Config) Validate() error {
 	}
 	if c.VNI < 0 || c.VNI >= 1<<24 {
 		errs = append(errs, fmt.Errorf("vni %d: want 1-16777215", c.VNI))
+	}
+	for _, u := range c.DNSUpstreams {
+		if _, err := netip.ParseAddrPort(u); err != nil {
+			errs = append(errs, fmt.Errorf("dns upstream %q: want IP:PORT", u))
+		}
+	}
+	if c.DNSTTL > 86400 {
+		errs = append(errs, fmt.Errorf("dns ttl %d: at most 86400 seconds", c.DNSTTL))
 	}
 	if c.Domain != "" && !validDomain(c.Domain) {
 		errs = append(errs, fmt.Errorf("domain %q: want lower-case DNS labels separated by dots", c.Domain))

@@ -42,6 +42,31 @@ type Info struct {
 	Cluster string `json:"cluster,omitempty"`
 	// GossipAddr is the gossip address the agent advertises.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Members counts the members this agent knows, by status.
+	Members map[string]int `json:"members,omitempty"`
+	// Subnet is this node's overlay subnet; empty with the overlay off or
+	// before it is claimed.
+	Subnet string `json:"subnet,omitempty"`
+	// Replicas counts the slots this node holds, by state.
+	Replicas map[string]int `json:"replicas,omitempty"`
+	// DNS is the node's DNS server; nil when it is off.
+	DNS *DNSInfo `json:"dns,omitempty"`
+}
+
+// DNSInfo describes the node's DNS server and its counters since start.
+type DNSInfo struct {
+	Domain    string   `json:"domain"`
+	Listeners []string `json:"listeners"`
+	// Queries counts queries by type (A, AAAA, SRV, PTR, SOA, NS, ANY,
+	// other); Responses counts answers by rcode.
+	Queries         map[string]uint64 `json:"queries"`
+	Responses       map[string]uint64 `json:"responses"`
+	Forwarded       uint64            `json:"forwarded"`
+	CacheHits       uint64            `json:"cache_hits"`
+	ForwardFailures uint64            `json:"forward_failures"`
+	Truncated       uint64            `json:"truncated"`
+	Malformed       uint64            `json:"malformed"`
+	Dropped         uint64            `json:"dropped"`
 }
 
 // TokenResponse carries the cluster's join token.

@@ -39,6 +39,9 @@ type fileConfig struct {
 	Subnet             *string  `json:"subnet"`
 	VNI                *int     `json:"vni"`
 	Domain             *string  `json:"domain"`
+	DNS                *string  `json:"dns"`
+	DNSUpstreams       []string `json:"dns_upstreams"`
+	DNSTTL             *uint32  `json:"dns_ttl"`
 	LogLevel           *string  `json:"log_level"`
 	LogFormat          *string  `json:"log_format"`
 }
@@ -66,8 +69,10 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
 	containerd, registryAuth                                   string
-	overlay, subnet, domain                                    string
+	overlay, subnet, domain, dns                               string
+	dnsUpstreams                                               []string
 	vni                                                        int
+	dnsTTL                                                     uint32
 	cleanup                                                    bool
 	insecureRegistries                                         []string
 	logLevel, logFormat                                        string
@@ -90,15 +95,22 @@ proves the token's secret, and only then receives the gossip key.
 Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
 token, join ["addr"], profile, containerd, insecure_registries ["host:port"],
-registry_auth, overlay, subnet, vni, domain, log_level, log_format), then
-flags.
+registry_auth, overlay, subnet, vni, domain, dns, dns_upstreams [".."],
+dns_ttl, log_level, log_format), then flags.
 
 The overlay: each node claims a /24 of --overlay for its replicas (the
 first choice derived from its name, conflicts settled by gossip: the
 earlier claim keeps it), remembers it in the data dir, and programs a
 bridge (orch0, the subnet's first address), a VXLAN device (orchvx, UDP
 4789) and a route, neighbour and FDB entry per peer. --cleanup removes
-those devices and exits; "orch leave" removes them too.`,
+those devices and exits; "orch leave" removes them too.
+
+DNS: the agent answers SERVICE.svc.DOMAIN (running replicas), SLOT.SERVICE,
+_PORT._PROTO.SERVICE (SRV), NODE.node.DOMAIN and PTR, on --dns for the
+host and on its bridge gateway, port 53, for its replicas (their
+resolv.conf names it). Other names are forwarded to the upstreams
+(/etc/resolv.conf's nameservers, or --dns-upstream) for replicas and
+loopback only; anyone else is refused.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.toConfig(cmd.Flags(), g.socket, cmd.Flags().Changed("socket"))
@@ -132,6 +144,9 @@ those devices and exits; "orch leave" removes them too.`,
 	fl.StringVar(&f.subnet, "subnet", "", "pin this node's subnet (inside --overlay) instead of claiming one")
 	fl.IntVar(&f.vni, "vni", def.VNI, "VXLAN network identifier of the overlay (the same on every node)")
 	fl.StringVar(&f.domain, "domain", def.Domain, "DNS domain of services (SERVICE.svc.DOMAIN) and nodes")
+	fl.StringVar(&f.dns, "dns", def.DNS.String(), "host DNS listener IP:PORT, UDP and TCP; \"none\" turns it off (replicas' DNS on the gateway stays)")
+	fl.StringArrayVar(&f.dnsUpstreams, "dns-upstream", nil, "resolver IP[:PORT] for names outside the domain (repeatable; default: /etc/resolv.conf's nameservers)")
+	fl.Uint32Var(&f.dnsTTL, "dns-ttl", 0, "TTL of the cluster's DNS records in seconds (default 5: replicas move)")
 	fl.BoolVar(&f.cleanup, "cleanup", false, "remove the overlay devices orch made on this host, then exit")
 	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -166,6 +181,13 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("overlay", &f.overlay, fc.Overlay)
 		set("subnet", &f.subnet, fc.Subnet)
 		set("domain", &f.domain, fc.Domain)
+		set("dns", &f.dns, fc.DNS)
+		if fc.DNSUpstreams != nil && !fs.Changed("dns-upstream") {
+			f.dnsUpstreams = fc.DNSUpstreams
+		}
+		if fc.DNSTTL != nil && !fs.Changed("dns-ttl") {
+			f.dnsTTL = *fc.DNSTTL
+		}
 		if fc.VNI != nil && !fs.Changed("vni") {
 			f.vni = *fc.VNI
 		}
@@ -199,6 +221,25 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 	cfg.RegistryAuth = f.registryAuth
 	cfg.VNI = f.vni
 	cfg.Domain = f.domain
+	cfg.DNSTTL = f.dnsTTL
+	cfg.DNS = netip.AddrPort{}
+	if f.dns != "none" {
+		ap, err := netip.ParseAddrPort(f.dns)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--dns %q: want IP:PORT, or none", f.dns))
+		}
+		cfg.DNS = ap
+	}
+	for _, u := range f.dnsUpstreams {
+		if a, err := netip.ParseAddr(u); err == nil {
+			u = netip.AddrPortFrom(a, 53).String()
+		}
+		if _, err := netip.ParseAddrPort(u); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-upstream %q: want IP or IP:PORT", u))
+			continue
+		}
+		cfg.DNSUpstreams = append(cfg.DNSUpstreams, u)
+	}
 	cfg.Overlay = netip.Prefix{}
 	if f.overlay != "none" {
 		p, err := netip.ParsePrefix(f.overlay)

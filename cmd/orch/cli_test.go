@@ -65,6 +65,7 @@ func startAgent(t *testing.T, name string, labels map[string]string) *testAgent 
 	cfg.Labels = labels
 	cfg.Containerd = agent.ContainerdNone // placement and claims only
 	cfg.Overlay = netip.Prefix{}          // agents sharing one network namespace cannot each own orch0
+	cfg.DNS = netip.AddrPort{}            // nor one DNS port
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
@@ -600,7 +601,7 @@ func parseAgentFlags(t *testing.T, args ...string) (agentFlags, *pflag.FlagSet) 
 		token: get("token"), profile: get("profile"), configFile: get("config"), containerd: get("containerd"),
 		logLevel: get("log-level"), logFormat: get("log-format"),
 		labels: getArray("label"), join: getArray("join"),
-		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"),
+		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"), dns: get("dns"),
 	}
 	vni, err := fs.GetInt("vni")
 	if err != nil {

@@ -108,6 +108,7 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newApplyCmd(g),
 		newImageCmd(g),
 		newLogsCmd(g),
+		newStatusCmd(g),
 		newVersionCmd(g),
 	)
 	return root
