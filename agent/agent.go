@@ -47,6 +47,8 @@ type Agent struct {
 	// rt runs the slots this node holds; nil with --containerd none, when
 	// claims are only recorded.
 	rt workloads
+	// hc runs the containers' health checks; nil without a runtime.
+	hc *health
 	// net is the overlay; nil when Config.Overlay is off.
 	net *overlay
 	// dns answers for the cluster; nil when both the overlay and the host
@@ -63,9 +65,10 @@ type Agent struct {
 	mu       sync.Mutex
 	stopRun  context.CancelFunc // ends Run after a leave; nil outside Run
 	leaving  bool
-	eligible bool            // containerd answers (always true without a runtime)
+	inelig   string          // why this node takes no work ("" = it does): failed self-checks
 	removing map[string]bool // replica IDs being removed
 	lastLoss time.Time       // when a member last failed or left
+	losses   []time.Time     // recent member losses, for mass-failure damping
 	loopCtx  context.Context // the reconcile loop's; nil outside it
 	runReady chan struct{}
 }
@@ -98,7 +101,6 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{}), wakeCh: make(chan struct{}, 1)}
 	a.rec = &reconciler{a: a}
-	a.eligible = true
 	if cfg.Containerd != "" && cfg.Containerd != ContainerdNone {
 		rt, err := runtime.New(runtime.Config{
 			Address:            cfg.Containerd,
@@ -111,6 +113,9 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 		a.rt = rt
+		if a.hc, err = newHealth(a); err != nil {
+			return nil, err
+		}
 		// Until the first check, assume containerd answers: a node that
 		// starts with containerd down turns ineligible within seconds.
 	}
@@ -164,8 +169,8 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) tags() map[string]string {
 	t := map[string]string{tagCreated: strconv.FormatInt(a.id.Created.Unix(), 10)}
 	a.mu.Lock()
-	if !a.eligible {
-		t[tagIneligible] = "containerd"
+	if a.inelig != "" {
+		t[tagIneligible] = a.inelig
 	}
 	a.mu.Unlock()
 	for k, v := range a.cfg.Labels {
@@ -246,6 +251,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	if a.hc != nil {
+		a.hc.close()
+	}
 	a.mu.Lock()
 	left := a.leaving
 	a.mu.Unlock()
@@ -332,10 +340,12 @@ func (a *Agent) onMemberEvent(ev gossip.MemberEvent) {
 		}
 		a.bus.Publish(events.TypeMember, events.Action(ev.Action), m.Name, attrs)
 		if ev.Action == gossip.ActionFailed || ev.Action == gossip.ActionLeave {
+			now := time.Now()
 			a.mu.Lock()
-			a.lastLoss = time.Now()
+			a.lastLoss = now
+			a.losses = append(a.losses, now)
 			a.mu.Unlock()
-			a.wakeAt(time.Now().Add(takeoverDelay))
+			a.wakeAt(now.Add(a.takeoverDelay()))
 		}
 		a.wake() // membership changes placement
 		if a.net != nil {

@@ -135,7 +135,8 @@ func (d *discovery) setGateway(gw netip.Addr, subnet netip.Prefix) error {
 }
 
 // snapshot builds the records from the store and the member list: every
-// replica that runs and has an address, on a node that is alive.
+// replica that runs, is healthy (or has no check) and has an address, on
+// a node that is alive.
 func (d *discovery) snapshot() *dnsdisc.Snapshot {
 	members := d.a.node.Members()
 	alive := map[string]bool{}
@@ -163,7 +164,9 @@ func (d *discovery) snapshot() *dnsdisc.Snapshot {
 	}
 	for _, t := range decodeTasks(snap.Tables[tableTasks]) {
 		s := byName[t.Service]
-		if s == nil || t.State != taskRunning || !alive[t.Node] || t.Slot >= replicasOf(svcs[t.Service].Spec) {
+		// Running, and healthy or unchecked: a starting or unhealthy
+		// replica is not announced.
+		if s == nil || t.State != taskRunning || (t.Health != "" && t.Health != healthHealthy) || !alive[t.Node] || t.Slot >= replicasOf(svcs[t.Service].Spec) {
 			continue
 		}
 		addr, err := netip.ParseAddr(t.Addr)

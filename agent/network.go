@@ -62,6 +62,8 @@ type overlay struct {
 	plane *netplane.Plane
 	ipam  *ipam
 	foes  map[string]string // node → subnet, conflicts already reported
+	// ensureErr is the last Ensure's error: the node's overlay self-check.
+	ensureErr error
 	// programmed is the peer list of the last successful SetPeers.
 	programmed map[string]netplane.Peer
 	ready      chan struct{} // closed at the first claim
@@ -294,6 +296,7 @@ func (o *overlay) sync(ctx context.Context) error {
 	}
 	var errs []error
 	rep, err := o.plane.Ensure()
+	o.ensureErr = err
 	if err != nil {
 		errs = append(errs, err)
 	} else if a.dns != nil {
@@ -321,6 +324,14 @@ func (o *overlay) sync(ctx context.Context) error {
 		errs = append(errs, o.syncAttachments(reps))
 	}
 	return errors.Join(errs...)
+}
+
+// check is the overlay's self-check: the last sync could put the devices
+// in place. Before the first sync it passes.
+func (o *overlay) check() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ensureErr
 }
 
 func (o *overlay) planeConfig(self netip.Addr) netplane.Config {

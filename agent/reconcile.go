@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -56,6 +57,7 @@ type reconciler struct {
 	rejoined   bool      // heard from another member since start
 	resumeAt   time.Time // the rolling-update resume already scheduled
 	inMinority bool
+	budget     claimBudget       // new claims while a mass failure is recent
 	services   map[string]string // name → version, as last reported
 	tasks      map[string]string // task key → node, as last reported
 	pending    map[string]string // task key → reason, as last reported
@@ -111,6 +113,10 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 		a.mu.Unlock()
 		a.removals.Wait() // they end with ctx
 	}()
+	var healthChanged <-chan struct{} // nil: never ready
+	if a.hc != nil {
+		healthChanged = a.hc.mon.Changed()
+	}
 	for {
 		if err := a.rec.once(ctx); err != nil {
 			a.log.Warn("reconcile pass incomplete", "err", err) // the next pass retries
@@ -120,6 +126,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 			return nil
 		case <-store.Changed():
 		case <-a.wakeCh:
+		case <-healthChanged:
 		case <-tick.C:
 		}
 	}
@@ -140,6 +147,9 @@ func (r *reconciler) once(ctx context.Context) error {
 			mine[taskKey(t.Service, t.Slot)] = t
 		}
 	}
+	// Report what changed in the cluster's state before acting on it, so
+	// a slot's "assigned" precedes what its node then reports of it.
+	r.report(svcs, tasks, res)
 	held, resume := rollingHolds(svcs, tasks, res, time.Now())
 	if !resume.IsZero() && !resume.Equal(r.resumeAt) {
 		// One timer per resume time, not one per pass while it waits.
@@ -151,6 +161,18 @@ func (r *reconciler) once(ctx context.Context) error {
 	// one, and between the first and the last it would still count as a
 	// majority and take over slots.
 	minority := r.minority() || a.settling()
+	now := time.Now()
+	damping := a.damping(now)
+	deferred := 0
+	defer func() {
+		if deferred > 0 {
+			a.log.Info("mass failure: new claims paced", "deferred", deferred, "rate_per_s", dampRate)
+			a.wakeAt(now.Add(time.Duration(float64(time.Second) / dampRate)))
+		}
+	}()
+	if !damping {
+		r.budget = claimBudget{} // a full bucket for the next mass failure
+	}
 	var errs []error
 	want := map[string]runtime.ReplicaSpec{}
 	policies := map[string]spec.RestartPolicy{}
@@ -161,10 +183,16 @@ func (r *reconciler) once(ctx context.Context) error {
 			continue
 		}
 		key := taskKey(slot.Service, slot.Slot)
-		if _, claimed := mine[key]; minority && !claimed {
-			// Probably the one cut off: keep running what it holds, take
-			// over nobody else's slots.
-			continue
+		if _, claimed := mine[key]; !claimed {
+			if minority {
+				// Probably the one cut off: keep running what it holds,
+				// take over nobody else's slots.
+				continue
+			}
+			if damping && !r.budget.take(now) {
+				deferred++
+				continue
+			}
 		}
 		st := svcs[slot.Service]
 		want[key] = replicaSpec(self, st.Spec, slot.Slot, st.Version)
@@ -181,6 +209,12 @@ func (r *reconciler) once(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	type pending struct {
+		rec, cur taskRecord
+		had      bool
+	}
+	recs := make(map[string]pending, len(want))
+	var checked []checkedReplica
 	for key, rs := range want {
 		cur, ok := mine[key]
 		delete(mine, key)
@@ -203,12 +237,27 @@ func (r *reconciler) once(ctx context.Context) error {
 			if rec.State != taskRunning {
 				rec.RunningSince = 0
 			}
+			// Health checks run on replicas of the current version (a kept
+			// old one is about to be replaced).
+			if addr, err := netip.ParseAddr(run.Addr); a.hc != nil && rec.State == taskRunning && run.ReplicaID == rs.ID() && (err == nil || a.net == nil) {
+				checked = append(checked, checkedReplica{task: taskSubject(key), replicaID: run.ReplicaID, addr: addr,
+					started: time.UnixMilli(rec.RunningSince), spec: svcs[rs.Service].Spec})
+			}
 		}
 		if !ok {
 			// The store stamps the write at clock+1; recording it in the
 			// value keeps the claim's age stable across later updates.
 			rec.Since = cv.clock + 1
 		}
+		recs[key] = pending{rec: rec, cur: cur, had: ok}
+	}
+	var healthOf map[string]string
+	if a.hc != nil {
+		healthOf = a.hc.set(ctx, checked)
+	}
+	for key, p := range recs {
+		rec, cur, ok := p.rec, p.cur, p.had
+		rec.Health = healthOf[taskSubject(key)]
 		if ok && rec == cur {
 			continue
 		}
@@ -227,25 +276,83 @@ func (r *reconciler) once(ctx context.Context) error {
 		}
 	}
 
-	r.report(svcs, tasks, res)
 	return errors.Join(errs...)
 }
 
 // takeoverDelay is how long after a member failed or left this node makes
 // no new claims: longer than the spread between the failure reports of
 // peers cut off together, so a node cut off reaches its minority verdict
-// first. It adds to healing time.
-const takeoverDelay = 3 * time.Second
+// first. It adds to healing time, so it follows the failure-detection
+// profile: the fast profile's reports are spread over less time.
+func (a *Agent) takeoverDelay() time.Duration {
+	if a.cfg.Profile == string(gossip.ProfileFast) {
+		return time.Second
+	}
+	return 3 * time.Second
+}
 
 // settling reports whether a member was lost less than takeoverDelay ago.
 func (a *Agent) settling() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return !a.lastLoss.IsZero() && time.Since(a.lastLoss) < takeoverDelay
+	return !a.lastLoss.IsZero() && time.Since(a.lastLoss) < a.takeoverDelay()
+}
+
+// Mass-failure damping, the idea behind Kubernetes' unhealthy-zone
+// threshold: when several members are lost at once (a rack, a switch, a
+// zone), the survivors take their slots over at a bounded rate rather
+// than all at once, so a misjudged mass failure (the survivors are the
+// ones cut off) moves little, and the survivors are not swamped.
+const (
+	// massFailureCount members lost within massFailureWindow is a mass
+	// failure.
+	massFailureCount  = 2
+	massFailureWindow = 30 * time.Second
+	// dampRate new claims per second per node, in bursts of dampBurst,
+	// while a mass failure is recent.
+	dampRate  = 2.0
+	dampBurst = 4
+)
+
+// damping reports whether a mass failure is recent, forgetting old losses.
+func (a *Agent) damping(now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	kept := a.losses[:0]
+	for _, t := range a.losses {
+		if now.Sub(t) < massFailureWindow {
+			kept = append(kept, t)
+		}
+	}
+	a.losses = kept
+	return len(kept) >= massFailureCount
+}
+
+// claimBudget is a token bucket of new claims. Owned by the reconcile
+// loop.
+type claimBudget struct {
+	tokens float64
+	last   time.Time
+}
+
+// take reports whether one more new claim may be made at now.
+func (b *claimBudget) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = dampBurst
+	} else {
+		b.tokens = min(dampBurst, b.tokens+now.Sub(b.last).Seconds()*dampRate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // minority reports whether this node sees fewer than half of the orch
-// members it knows of (alive or failed; members that left do not count).
+// members it knows of (alive, suspected or failed; members that left do
+// not count) alive and unsuspected.
 // A node that restarted counts the peers it remembers until it has heard
 // from one of them, so a node coming back alone does not claim every slot
 // before it has rejoined. Changes are logged and published once.
@@ -256,11 +363,18 @@ func (r *reconciler) minority() bool {
 		if !m.Orch {
 			continue
 		}
-		switch m.Status {
-		case gossip.StatusAlive:
+		switch {
+		case m.Status == gossip.StatusAlive && m.Suspect && m.Name != a.cfg.Name:
+			// A suspected member counts as lost: a node cut off
+			// suspects every peer long before it declares the first
+			// failed (without peers to confirm, its suspicions run
+			// their longest), and the declarations can then be many
+			// seconds apart, longer than takeoverDelay.
+			known++
+		case m.Status == gossip.StatusAlive:
 			alive++
 			known++
-		case gossip.StatusFailed, gossip.StatusLeaving:
+		case m.Status == gossip.StatusFailed, m.Status == gossip.StatusLeaving:
 			known++
 		}
 	}

@@ -216,7 +216,7 @@ func (b backend) ServiceTasks(ctx context.Context, name string) ([]api.Task, err
 	for _, v := range views {
 		out = append(out, api.Task{
 			Service: name, Slot: v.Slot, Node: v.Node, Desired: "running",
-			State: v.State, Message: v.Message, SpecVersion: v.SpecVersion, Current: v.Current, Restarts: v.Restarts, Addr: v.Addr,
+			State: v.State, Message: v.Message, SpecVersion: v.SpecVersion, Current: v.Current, Restarts: v.Restarts, Addr: v.Addr, Health: v.Health,
 		})
 	}
 	return out, nil

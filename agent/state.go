@@ -48,6 +48,10 @@ type taskRecord struct {
 	Restarts int `json:"restarts,omitempty"`
 	// Addr is the replica's overlay address, once it has one.
 	Addr string `json:"addr,omitempty"`
+	// Health is the worst health of the replica's checked containers:
+	// starting, healthy or unhealthy; empty when none is checked. DNS
+	// announces a running replica only when it is empty or healthy.
+	Health string `json:"health,omitempty"`
 	// RunningSince is when the slot last came up (Unix ms, the owner's
 	// clock): rolling updates wait update.delay after it.
 	RunningSince int64 `json:"running_since,omitempty"`
@@ -162,6 +166,7 @@ type taskView struct {
 	Current     bool // working on the service's current version
 	Restarts    int
 	Addr        string
+	Health      string
 }
 
 // viewTasks computes the slots of one service from the replicated claims and
@@ -185,7 +190,7 @@ func viewTasks(name string, st serviceState, tasks []taskRecord, res map[placeSl
 			v.State = taskAssigning
 			for _, c := range claims[slot] {
 				if c.Node == r.Node {
-					v.State, v.SpecVersion, v.Message, v.Restarts, v.Addr = c.State, c.SpecVersion, c.Message, c.Restarts, c.Addr
+					v.State, v.SpecVersion, v.Message, v.Restarts, v.Addr, v.Health = c.State, c.SpecVersion, c.Message, c.Restarts, c.Addr, c.Health
 					v.Current = c.SpecVersion == st.Version
 				}
 			}

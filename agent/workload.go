@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/orchproject/orch/agent/runtime"
 	"github.com/orchproject/orch/agent/spec"
@@ -28,6 +33,9 @@ type workloads interface {
 	ResolveDigest(ctx context.Context, ref string) (string, error)
 	WatchExits(ctx context.Context, wake func()) error
 	RotateLogs(maxSize int64, keep int) error
+	Exec(ctx context.Context, containerID string, argv []string) (int, []byte, error)
+	ImageHealthcheck(ctx context.Context, ref string) (*runtime.ImageHealth, error)
+	RestartContainerNow(ctx context.Context, id string, grace time.Duration) error
 }
 
 var _ workloads = (*runtime.Runtime)(nil)
@@ -63,6 +71,7 @@ type slotRun struct {
 	Restarts    int
 	SpecVersion string // the version its containers run
 	Addr        string // the replica's overlay address, if it has one
+	ReplicaID   string // the replica that runs (a kept old one during an update)
 }
 
 // replicaSpec turns a service spec into the runtime's terms.
@@ -208,6 +217,9 @@ func (a *Agent) syncWorkloads(ctx context.Context, want map[string]runtime.Repli
 		}
 		if rep.Addr.IsValid() {
 			run.Addr = rep.Addr.Addr().String()
+		}
+		if exists {
+			run.ReplicaID = rep.ID
 		}
 		stopped, code, stoppedAt := stoppedContainer(rep)
 		for _, c := range rep.Containers {
@@ -412,9 +424,9 @@ func (a *Agent) wakeAt(t time.Time) {
 	time.AfterFunc(d, a.wake)
 }
 
-// runtimeLoop watches containerd: its health (an unreachable containerd
-// makes this node ineligible, so its slots move) and task exits (which wake
-// the reconcile loop).
+// runtimeLoop runs the node's self-checks (a failed one makes the node
+// ineligible, so its slots move) and watches containerd's task exits
+// (which wake the reconcile loop).
 func (a *Agent) runtimeLoop(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -428,11 +440,9 @@ func (a *Agent) runtimeLoop(ctx context.Context) error {
 				a.log.Warn("rotate container logs", "err", err)
 			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, healthInterval)
-		err := a.rt.Ping(pctx)
-		cancel()
-		a.setEligible(err == nil, err)
-		if err == nil && !watching {
+		reason := a.selfCheck(ctx)
+		a.setIneligible(reason)
+		if !strings.Contains(reason, "containerd") && !watching {
 			watching = true
 			watchDone = make(chan struct{})
 			go func() {
@@ -457,27 +467,82 @@ func (a *Agent) runtimeLoop(ctx context.Context) error {
 	}
 }
 
-// setEligible publishes whether this node can take work.
-func (a *Agent) setEligible(ok bool, cause error) {
+// setIneligible publishes whether this node can take work: reason is
+// empty when every self-check passes, else what failed.
+func (a *Agent) setIneligible(reason string) {
 	a.mu.Lock()
-	changed := a.eligible != ok
-	a.eligible = ok
+	changed := a.inelig != reason
+	was := a.inelig
+	a.inelig = reason
 	a.mu.Unlock()
 	if !changed {
 		return
 	}
-	if ok {
-		a.log.Info("containerd reachable: taking work")
+	if reason == "" {
+		a.log.Info("self-checks pass: taking work", "was", was)
 	} else {
-		a.log.Warn("containerd unreachable: this node takes no work until it returns", "err", cause)
+		a.log.Warn("self-check failed: this node takes no work until it passes", "reason", reason)
 	}
 	if err := a.node.SetTags(a.tags()); err != nil {
 		a.log.Error("cannot publish eligibility", "err", err)
 	}
-	act := actIneligible
-	if ok {
-		act = actEligible
+	act, attrs := actEligible, map[string]string{}
+	if reason != "" {
+		act, attrs["reason"] = actIneligible, reason
 	}
-	a.bus.Publish(typeNode, act, a.cfg.Name, map[string]string{})
+	a.bus.Publish(typeNode, act, a.cfg.Name, attrs)
 	a.wake()
+}
+
+// minFreeBytes is the free space the data dir's file system must keep for
+// the node to take work: state, logs and images need room.
+const minFreeBytes = 256 << 20
+
+// selfCheck runs the node's self-checks and returns what failed, "" when
+// all pass: containerd answers, the data dir is writable with free space,
+// and the overlay's devices are in place.
+func (a *Agent) selfCheck(ctx context.Context) string {
+	var failed []string
+	pctx, cancel := context.WithTimeout(ctx, healthInterval)
+	err := a.rt.Ping(pctx)
+	cancel()
+	if err != nil {
+		failed = append(failed, "containerd")
+	}
+	if err := checkDataDir(a.cfg.DataDir, minFreeBytes); err != nil {
+		a.log.Warn("data dir self-check", "err", err)
+		failed = append(failed, "datadir")
+	}
+	if a.net != nil {
+		if err := a.net.check(); err != nil {
+			a.log.Warn("overlay self-check", "err", err)
+			failed = append(failed, "overlay")
+		}
+	}
+	return strings.Join(failed, ",")
+}
+
+// checkDataDir writes, syncs and removes a file in dir, and checks that
+// its file system has at least free bytes available.
+func checkDataDir(dir string, free uint64) error {
+	p := filepath.Join(dir, ".selfcheck")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("data dir not writable: %w", err)
+	}
+	_, werr := f.Write([]byte("ok\n"))
+	serr := f.Sync()
+	cerr := f.Close()
+	os.Remove(p)
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("data dir not writable: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if avail := st.Bavail * uint64(st.Bsize); avail < free {
+		return fmt.Errorf("data dir: %d MiB free, want at least %d MiB", avail>>20, free>>20)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 )
 
@@ -41,6 +42,11 @@ type Member struct {
 	// Orch reports whether the member is an orch agent of a compatible
 	// protocol; only those may be given work.
 	Orch bool
+	// Suspect is set on an alive member that this node suspects: it
+	// missed its probes and will be declared failed unless it refutes
+	// the suspicion. A node cut off from the others suspects them all
+	// well before it declares the first one failed.
+	Suspect bool
 }
 
 // MemberEvent reports a change to one or more members.
@@ -50,12 +56,31 @@ type MemberEvent struct {
 }
 
 // Members returns every member this node knows, itself included, sorted by
-// name. It returns nil before the node runs.
+// name, with the members this node suspects marked. It returns nil before
+// the node runs.
 func (n *Node) Members() []Member {
 	s := n.currentSerf()
 	if s == nil {
 		return nil
 	}
+	out := n.serfMembers(s)
+	// serf reports suspected members as alive; memberlist knows better.
+	suspect := map[string]bool{}
+	for _, nd := range s.Memberlist().Members() {
+		if nd.State == memberlist.StateSuspect {
+			suspect[nd.Name] = true
+		}
+	}
+	for i := range out {
+		out[i].Suspect = suspect[out[i].Name] && out[i].Status == StatusAlive
+	}
+	return out
+}
+
+// serfMembers is serf's member list, without suspicion. Delegates that
+// memberlist calls with its node lock held (the merge guard) must use it:
+// asking memberlist for its members there would deadlock.
+func (n *Node) serfMembers(s *serf.Serf) []Member {
 	ms := s.Members()
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {

@@ -657,7 +657,12 @@ type mergeGuard struct{ n *Node }
 
 func (g mergeGuard) NotifyMerge(members []*serf.Member) error {
 	known := make(map[string]Member)
-	for _, m := range g.n.Members() {
+	s := g.n.currentSerf()
+	if s == nil {
+		return nil
+	}
+	// Not Members(): memberlist calls this with its node lock held.
+	for _, m := range g.n.serfMembers(s) {
 		known[m.Name] = m
 	}
 	for _, m := range members {

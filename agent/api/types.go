@@ -208,6 +208,10 @@ type Task struct {
 	// Addr is the replica's overlay address; empty before it has one, or
 	// when the overlay is off.
 	Addr string `json:"addr,omitempty"`
+	// Health is starting, healthy or unhealthy for a running replica with
+	// a health check; empty without one. DNS announces a running replica
+	// only when it is healthy or has no check.
+	Health string `json:"health,omitempty"`
 }
 
 // Image is an image in the agent's containerd, as `orch image ls` shows it.

@@ -93,6 +93,9 @@ func (s ReplicaSpec) ID() string {
 	return fmt.Sprintf("%s.%d.%s", s.Service, s.Slot, hex.EncodeToString(h[:5]))
 }
 
+// ContainerID is the containerd ID of a replica's container.
+func ContainerID(replicaID, name string) string { return containerID(replicaID, name) }
+
 // containerID names a container of a replica within containerd's limits.
 func containerID(replica, name string) string {
 	id := replica + "." + name

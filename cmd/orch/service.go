@@ -327,7 +327,11 @@ func newServicePsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TASK\tNODE\tADDRESS\tDESIRED\tSTATE\tRESTARTS\tVERSION\tMESSAGE")
 			for _, t := range tasks {
-				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, orDash(t.Node), orDash(t.Addr), t.Desired, t.State, t.Restarts, orDash(t.SpecVersion), t.Message)
+				state := t.State
+				if t.Health != "" {
+					state += " (" + t.Health + ")" // as docker ps shows it
+				}
+				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, orDash(t.Node), orDash(t.Addr), t.Desired, state, t.Restarts, orDash(t.SpecVersion), t.Message)
 			}
 			return tw.Flush()
 		},
