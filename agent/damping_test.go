@@ -60,3 +60,16 @@ func TestDamping(t *testing.T) {
 		t.Errorf("old losses kept: %v", a.losses)
 	}
 }
+
+func TestCheckDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkDataDir(dir, 1); err != nil {
+		t.Errorf("a writable temp dir fails: %v", err)
+	}
+	if err := checkDataDir(dir, 1<<62); err == nil {
+		t.Error("a file system with less free space than asked passes")
+	}
+	if err := checkDataDir(dir+"/missing", 1); err == nil {
+		t.Error("a missing data dir passes")
+	}
+}
