@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,6 +51,10 @@ type Agent struct {
 	rt workloads
 	// hc runs the containers' health checks; nil without a runtime.
 	hc *health
+	// metrics are the agent's own measurements; metricsLn is the
+	// endpoint's listener, nil when it is off.
+	metrics   *metrics
+	metricsLn net.Listener
 	// net is the overlay; nil when Config.Overlay is off.
 	net *overlay
 	// dns answers for the cluster; nil when both the overlay and the host
@@ -62,15 +68,17 @@ type Agent struct {
 	// requests to this agent cannot both pass the check (services.go).
 	svcWrite sync.Mutex
 
-	mu       sync.Mutex
-	stopRun  context.CancelFunc // ends Run after a leave; nil outside Run
-	leaving  bool
-	inelig   string          // why this node takes no work ("" = it does): failed self-checks
-	removing map[string]bool // replica IDs being removed
-	lastLoss time.Time       // when a member last failed or left
-	losses   []time.Time     // recent member losses, for mass-failure damping
-	loopCtx  context.Context // the reconcile loop's; nil outside it
-	runReady chan struct{}
+	mu          sync.Mutex
+	stopRun     context.CancelFunc // ends Run after a leave; nil outside Run
+	leaving     bool
+	inelig      string          // why this node takes no work ("" = it does): failed self-checks
+	removing    map[string]bool // replica IDs being removed
+	lastLoss    time.Time       // when a member last failed or left
+	losses      []time.Time     // recent member losses, for mass-failure damping
+	loopCtx     context.Context // the reconcile loop's; nil outside it
+	handlers    *handlerRunner  // the event handlers; set by Run (handlers.go)
+	runReady    chan struct{}
+	metricsAddr netip.AddrPort // MetricsAddr
 }
 
 // New validates cfg, creates the data dir and the node's identity, and
@@ -101,6 +109,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: lg, id: id, runReady: make(chan struct{}), wakeCh: make(chan struct{}, 1)}
 	a.rec = &reconciler{a: a}
+	a.metrics = newMetrics()
 	if cfg.Containerd != "" && cfg.Containerd != ContainerdNone {
 		rt, err := runtime.New(runtime.Config{
 			Address:            cfg.Containerd,
@@ -159,6 +168,12 @@ func New(cfg Config) (*Agent, error) {
 	if a.node, err = gossip.New(gc); err != nil {
 		return nil, err
 	}
+	if cfg.Metrics.IsValid() {
+		if a.metricsLn, err = listenMetrics(cfg.Metrics); err != nil {
+			return nil, err
+		}
+		a.metricsAddr = netip.MustParseAddrPort(a.metricsLn.Addr().String())
+	}
 	if a.api, err = api.NewServer(api.ServerConfig{Socket: cfg.Socket, Backend: backend{a}, Logger: lg}); err != nil {
 		return nil, err
 	}
@@ -202,6 +217,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.stopRun = nil
 		a.mu.Unlock()
 	}()
+	// Event handlers subscribe before anything publishes; they stop just
+	// before the bus closes.
+	handlers, herr := a.startHandlers()
+	if herr != nil {
+		return herr
+	}
 
 	gossipCtx, stopGossip := context.WithCancel(context.Background())
 	defer stopGossip()
@@ -225,6 +246,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.dns != nil {
 		g.Go(func() error { return a.dns.run(gctx) })
+	}
+	if a.metricsLn != nil {
+		g.Go(func() error { return a.serveMetrics(gctx, a.metricsLn) })
 	}
 	recDone := make(chan struct{})
 	g.Go(func() error {
@@ -260,6 +284,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if left {
 		a.afterLeave()
 	}
+	handlers.stop()
 	if cerr := a.bus.Close(); cerr != nil {
 		a.log.Warn("close event bus", "err", cerr)
 	}

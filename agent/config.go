@@ -27,7 +27,7 @@ const (
 var labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
 
 // Config configures an [Agent]. The CLI maps flags and the config file onto
-// it; see docs/cli.md for the keys.
+// it; see docs/configuration.md for the keys.
 type Config struct {
 	// Name is the node's name in the cluster, a lower-case DNS label.
 	// Default: the host name, lower-cased. A data dir remembers the name it
@@ -92,6 +92,16 @@ type Config struct {
 	// dnsdisc's default (5 s: replicas move, and a client must not keep a
 	// dead one's address for long).
 	DNSTTL uint32
+	// EventHandlers are commands run for the events on this agent's bus
+	// (--event-handler [TYPE[:ACTION]=]COMMAND); see handlers.go.
+	EventHandlers []EventHandler
+	// EventHandlerTimeout bounds one run of a handler's command, after which
+	// its process group is killed. Zero means DefaultEventHandlerTimeout.
+	EventHandlerTimeout time.Duration
+	// Metrics is where the Prometheus metrics endpoint listens
+	// (http://ADDR/metrics); the zero value turns it off. It has no
+	// authentication: keep it on loopback or a management network.
+	Metrics netip.AddrPort
 	// ResyncInterval is how often the reconcile loop runs when nothing
 	// wakes it. Zero means DefaultResyncInterval.
 	ResyncInterval time.Duration
@@ -116,6 +126,8 @@ func DefaultConfig() Config {
 		Domain:     DefaultDomain,
 		DNS:        DefaultDNS,
 		Version:    "dev",
+
+		EventHandlerTimeout: DefaultEventHandlerTimeout,
 	}
 }
 
@@ -176,6 +188,14 @@ func (c Config) Validate() error {
 	}
 	if c.Domain != "" && !validDomain(c.Domain) {
 		errs = append(errs, fmt.Errorf("domain %q: want lower-case DNS labels separated by dots", c.Domain))
+	}
+	for i, h := range c.EventHandlers {
+		if err := h.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("event handler %d (%q): %w", i+1, h.String(), err))
+		}
+	}
+	if c.EventHandlerTimeout < 0 {
+		errs = append(errs, fmt.Errorf("event handler timeout %v: must not be negative", c.EventHandlerTimeout))
 	}
 	for k, v := range c.Labels {
 		if !labelKeyRE.MatchString(k) {

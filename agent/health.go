@@ -69,6 +69,7 @@ func newHealth(a *Agent) (*health, error) {
 			return a.rt.Exec(ctx, id, argv)
 		},
 		OnTransition: h.onTransition,
+		OnProbe:      a.metrics.probe,
 		Logger:       a.log,
 	})
 	if err != nil {

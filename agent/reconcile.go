@@ -118,7 +118,10 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 		healthChanged = a.hc.mon.Changed()
 	}
 	for {
-		if err := a.rec.once(ctx); err != nil {
+		start := time.Now()
+		err := a.rec.once(ctx)
+		a.metrics.reconcile.observe(time.Since(start).Seconds())
+		if err != nil {
 			a.log.Warn("reconcile pass incomplete", "err", err) // the next pass retries
 		}
 		select {
@@ -280,16 +283,12 @@ func (r *reconciler) once(ctx context.Context) error {
 }
 
 // takeoverDelay is how long after a member failed or left this node makes
-// no new claims: longer than the spread between the failure reports of
-// peers cut off together, so a node cut off reaches its minority verdict
-// first. It adds to healing time, so it follows the failure-detection
-// profile: the fast profile's reports are spread over less time.
-func (a *Agent) takeoverDelay() time.Duration {
-	if a.cfg.Profile == string(gossip.ProfileFast) {
-		return time.Second
-	}
-	return 3 * time.Second
-}
+// no new claims: it covers the spread between the failure reports of
+// several members lost together, so placement settles once instead of
+// moving slots twice. It used to protect the minority guard too (a node
+// cut off sees its peers declared failed one by one); counting suspected
+// members as lost does that now (see minority), so a second is enough.
+func (a *Agent) takeoverDelay() time.Duration { return time.Second }
 
 // settling reports whether a member was lost less than takeoverDelay ago.
 func (a *Agent) settling() bool {

@@ -3,8 +3,8 @@ package gossip
 import (
 	"net/netip"
 	"sort"
+	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 )
 
@@ -42,10 +42,10 @@ type Member struct {
 	// Orch reports whether the member is an orch agent of a compatible
 	// protocol; only those may be given work.
 	Orch bool
-	// Suspect is set on an alive member that this node suspects: it
-	// missed its probes and will be declared failed unless it refutes
-	// the suspicion. A node cut off from the others suspects them all
-	// well before it declares the first one failed.
+	// Suspect is set on an alive member this node has not heard from for
+	// a while (see suspectAfter): it is probably being declared failed. A
+	// node cut off from the others suspects them all well before it
+	// declares the first one failed.
 	Suspect bool
 }
 
@@ -64,22 +64,41 @@ func (n *Node) Members() []Member {
 		return nil
 	}
 	out := n.serfMembers(s)
-	// serf reports suspected members as alive; memberlist knows better.
-	suspect := map[string]bool{}
-	for _, nd := range s.Memberlist().Members() {
-		if nd.State == memberlist.StateSuspect {
-			suspect[nd.Name] = true
+	n.mu.Lock()
+	mux := n.mux
+	n.mu.Unlock()
+	if mux == nil {
+		return out
+	}
+	alive := 0
+	for _, m := range out {
+		if m.Status == StatusAlive {
+			alive++
 		}
 	}
-	for i := range out {
-		out[i].Suspect = suspect[out[i].Name] && out[i].Status == StatusAlive
+	after := n.suspectAfter(alive)
+	now := time.Now()
+	for i, m := range out {
+		out[i].Suspect = m.Status == StatusAlive && m.Name != n.cfg.Name && now.Sub(mux.lastHeard(m.Addr)) > after
 	}
 	return out
 }
 
-// serfMembers is serf's member list, without suspicion. Delegates that
-// memberlist calls with its node lock held (the merge guard) must use it:
-// asking memberlist for its members there would deadlock.
+// suspectAfter is how long a peer may stay silent before this node
+// suspects it. memberlist probes one member per probe interval, round
+// robin, and every probe is answered, so a reachable peer is heard from at
+// least every (alive-1) intervals; twice that, and at least four
+// intervals, leaves room for lost packets. memberlist's own suspicion
+// state is not exported (its Node.State is never updated), hence this.
+func (n *Node) suspectAfter(alive int) time.Duration {
+	probe := time.Second
+	if n.cfg.Profile == ProfileFast {
+		probe = 200 * time.Millisecond
+	}
+	return probe * time.Duration(max(4, 2*(alive-1)))
+}
+
+// serfMembers is serf's member list, without suspicion.
 func (n *Node) serfMembers(s *serf.Serf) []Member {
 	ms := s.Members()
 	out := make([]Member, 0, len(ms))

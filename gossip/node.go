@@ -55,6 +55,7 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
+	syncStats syncCounters
 	ready     chan struct{} // closed once serf runs for the first time
 	readyOnce sync.Once
 
@@ -112,6 +113,36 @@ func (n *Node) Addr() netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return n.mux.Addr()
+}
+
+// Stats are counters of the node's gossip, for metrics.
+type Stats struct {
+	UDPInPackets, UDPInBytes, UDPOutPackets, UDPOutBytes uint64
+	JunkConns                                            uint64
+	// Syncs counts anti-entropy syncs this node started, by outcome, and
+	// SyncSeconds the time the successful ones took.
+	SyncsOK, SyncsFailed uint64
+	SyncSeconds          float64
+	// StoreLive and StoreTombstones count the store's entries.
+	StoreLive, StoreTombstones int
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	var st Stats
+	n.mu.Lock()
+	mux := n.mux
+	n.mu.Unlock()
+	if mux != nil {
+		st.UDPInPackets, st.UDPInBytes = mux.udpInPackets.Load(), mux.udpInBytes.Load()
+		st.UDPOutPackets, st.UDPOutBytes = mux.udpOutPackets.Load(), mux.udpOutBytes.Load()
+		st.JunkConns = mux.junkConns.Load()
+	}
+	n.syncStats.mu.Lock()
+	st.SyncsOK, st.SyncsFailed, st.SyncSeconds = n.syncStats.ok, n.syncStats.fail, n.syncStats.seconds
+	n.syncStats.mu.Unlock()
+	st.StoreLive, st.StoreTombstones = n.store.Len()
+	return st
 }
 
 // JunkConns counts TCP connections to the gossip port that spoke no known

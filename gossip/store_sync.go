@@ -32,6 +32,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -168,6 +169,7 @@ func (n *Node) runSync(ctx context.Context) {
 func (n *Node) syncLogged(ctx context.Context, m Member) {
 	start := time.Now()
 	got, sent, err := n.syncWith(ctx, m.Addr.String())
+	n.syncStats.record(time.Since(start), err)
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Warn("store sync failed", "peer", m.Name, "err", err)
@@ -373,4 +375,22 @@ func readGzFrame(r io.Reader, v any) error {
 		return errors.New("trailing data in message")
 	}
 	return nil
+}
+
+// syncCounters counts anti-entropy syncs this node started, for metrics.
+type syncCounters struct {
+	mu       sync.Mutex
+	ok, fail uint64
+	seconds  float64
+}
+
+func (c *syncCounters) record(d time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.fail++
+		return
+	}
+	c.ok++
+	c.seconds += d.Seconds()
 }

@@ -66,6 +66,15 @@ type muxTransport struct {
 	closed    atomic.Bool
 	wg        sync.WaitGroup
 	junkConns atomic.Uint64
+	// Gossip traffic over UDP, for metrics.
+	udpInPackets, udpInBytes, udpOutPackets, udpOutBytes atomic.Uint64
+
+	// heard is when a UDP packet last came from each address: a node that
+	// hears nothing from a peer (not even the acks of its own probes)
+	// suspects it. started stands in for addresses never heard.
+	heardMu sync.Mutex
+	heard   map[netip.AddrPort]time.Time
+	started time.Time
 }
 
 // listenMux binds TCP and UDP on the same address. Port 0 picks a free port
@@ -90,7 +99,7 @@ func listenMux(bind netip.AddrPort) (*muxTransport, error) {
 		// A large receive buffer keeps gossip bursts from being dropped by
 		// the kernel while memberlist is busy (memberlist does the same).
 		_ = udp.SetReadBuffer(2 << 20)
-		t := &muxTransport{tcp: tcp, udp: udp, handlers: make(map[StreamType]StreamHandler)}
+		t := &muxTransport{tcp: tcp, udp: udp, handlers: make(map[StreamType]StreamHandler), heard: map[netip.AddrPort]time.Time{}, started: time.Now()}
 		t.wg.Add(2)
 		go t.acceptLoop()
 		go t.udpLoop()
@@ -114,6 +123,17 @@ func (t *muxTransport) Handle(st StreamType, h StreamHandler) {
 // JunkConns counts TCP connections dropped because they spoke neither
 // memberlist nor an orch stream.
 func (t *muxTransport) JunkConns() uint64 { return t.junkConns.Load() }
+
+// lastHeard is when a UDP packet last came from ap; the transport's start
+// if never.
+func (t *muxTransport) lastHeard(ap netip.AddrPort) time.Time {
+	t.heardMu.Lock()
+	defer t.heardMu.Unlock()
+	if h, ok := t.heard[ap]; ok {
+		return h
+	}
+	return t.started
+}
 
 // Close stops both sockets and waits for the loops to exit. Idempotent.
 func (t *muxTransport) Close() error {
@@ -234,6 +254,14 @@ func (t *muxTransport) udpLoop() {
 		if n < 1 {
 			continue
 		}
+		t.udpInPackets.Add(1)
+		t.udpInBytes.Add(uint64(n))
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			ap := ua.AddrPort()
+			t.heardMu.Lock()
+			t.heard[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = ts
+			t.heardMu.Unlock()
+		}
 		v := t.currentView()
 		if v == nil {
 			continue
@@ -291,7 +319,11 @@ func (v *transportView) WriteTo(b []byte, addr string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	_, err = v.mux.udp.WriteToUDPAddrPort(b, ap)
+	n, err := v.mux.udp.WriteToUDPAddrPort(b, ap)
+	if err == nil {
+		v.mux.udpOutPackets.Add(1)
+		v.mux.udpOutBytes.Add(uint64(n))
+	}
 	return time.Now(), err
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -42,8 +43,13 @@ type fileConfig struct {
 	DNS                *string  `json:"dns"`
 	DNSUpstreams       []string `json:"dns_upstreams"`
 	DNSTTL             *uint32  `json:"dns_ttl"`
-	LogLevel           *string  `json:"log_level"`
-	LogFormat          *string  `json:"log_format"`
+	Metrics            *string  `json:"metrics"`
+	// EventHandlers and EventHandlerTimeout mirror --event-handler (one
+	// string per handler) and --event-handler-timeout (a duration, "30s").
+	EventHandlers       []string `json:"event_handlers"`
+	EventHandlerTimeout *string  `json:"event_handler_timeout"`
+	LogLevel            *string  `json:"log_level"`
+	LogFormat           *string  `json:"log_format"`
 }
 
 // parseFileConfig decodes a config file strictly.
@@ -69,13 +75,15 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
 	containerd, registryAuth                                   string
-	overlay, subnet, domain, dns                               string
+	overlay, subnet, domain, dns, metrics                      string
 	dnsUpstreams                                               []string
 	vni                                                        int
 	dnsTTL                                                     uint32
 	cleanup                                                    bool
 	insecureRegistries                                         []string
 	logLevel, logFormat                                        string
+	eventHandlers                                              []string
+	eventHandlerTimeout                                        time.Duration
 	labels, join                                               []string
 }
 
@@ -96,7 +104,8 @@ Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
 token, join ["addr"], profile, containerd, insecure_registries ["host:port"],
 registry_auth, overlay, subnet, vni, domain, dns, dns_upstreams [".."],
-dns_ttl, log_level, log_format), then flags.
+dns_ttl, metrics, event_handlers [".."], event_handler_timeout, log_level,
+log_format), then flags.
 
 The overlay: each node claims a /24 of --overlay for its replicas (the
 first choice derived from its name, conflicts settled by gossip: the
@@ -110,7 +119,15 @@ _PORT._PROTO.SERVICE (SRV), NODE.node.DOMAIN and PTR, on --dns for the
 host and on its bridge gateway, port 53, for its replicas (their
 resolv.conf names it). Other names are forwarded to the upstreams
 (/etc/resolv.conf's nameservers, or --dns-upstream) for replicas and
-loopback only; anyone else is refused.`,
+loopback only; anyone else is refused.
+
+Event handlers: --event-handler [TYPE[:ACTION]=]COMMAND runs
+"/bin/sh -c COMMAND" for each event of that type (and action; without a
+filter, every event), one at a time per handler, with the event's JSON line
+on stdin and ORCH_EVENT_TYPE, _ACTION, _SUBJECT, _NODE, _SEQ, _TIME and
+ORCH_EVENT_ATTR_<KEY> in the environment. A run that outlasts
+--event-handler-timeout is killed with its process group. A handler that
+falls behind loses events (counted and logged); the agent never waits.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.toConfig(cmd.Flags(), g.socket, cmd.Flags().Changed("socket"))
@@ -147,6 +164,9 @@ loopback only; anyone else is refused.`,
 	fl.StringVar(&f.dns, "dns", def.DNS.String(), "host DNS listener IP:PORT, UDP and TCP; \"none\" turns it off (replicas' DNS on the gateway stays)")
 	fl.StringArrayVar(&f.dnsUpstreams, "dns-upstream", nil, "resolver IP[:PORT] for names outside the domain (repeatable; default: /etc/resolv.conf's nameservers)")
 	fl.Uint32Var(&f.dnsTTL, "dns-ttl", 0, "TTL of the cluster's DNS records in seconds (default 5: replicas move)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://IP:PORT/metrics (off by default; no authentication: keep it on loopback)")
+	fl.StringArrayVar(&f.eventHandlers, "event-handler", nil, "run COMMAND (/bin/sh -c) for each event, as [TYPE[:ACTION]=]COMMAND, with the event's JSON on stdin and ORCH_EVENT_* set (repeatable)")
+	fl.DurationVar(&f.eventHandlerTimeout, "event-handler-timeout", def.EventHandlerTimeout, "longest run of an event handler's command; then its process group is killed")
 	fl.BoolVar(&f.cleanup, "cleanup", false, "remove the overlay devices orch made on this host, then exit")
 	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -182,6 +202,17 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("subnet", &f.subnet, fc.Subnet)
 		set("domain", &f.domain, fc.Domain)
 		set("dns", &f.dns, fc.DNS)
+		set("metrics", &f.metrics, fc.Metrics)
+		if fc.EventHandlers != nil && !fs.Changed("event-handler") {
+			f.eventHandlers = fc.EventHandlers
+		}
+		if fc.EventHandlerTimeout != nil && !fs.Changed("event-handler-timeout") {
+			d, err := time.ParseDuration(*fc.EventHandlerTimeout)
+			if err != nil {
+				return agent.Config{}, usageError{fmt.Errorf("config file %s: event_handler_timeout %q: want a duration like 30s", f.configFile, *fc.EventHandlerTimeout)}
+			}
+			f.eventHandlerTimeout = d
+		}
 		if fc.DNSUpstreams != nil && !fs.Changed("dns-upstream") {
 			f.dnsUpstreams = fc.DNSUpstreams
 		}
@@ -222,6 +253,22 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 	cfg.VNI = f.vni
 	cfg.Domain = f.domain
 	cfg.DNSTTL = f.dnsTTL
+	cfg.EventHandlerTimeout = f.eventHandlerTimeout
+	for _, s := range f.eventHandlers {
+		h, err := agent.ParseEventHandler(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--event-handler: %w", err))
+			continue
+		}
+		cfg.EventHandlers = append(cfg.EventHandlers, h)
+	}
+	if f.metrics != "" {
+		ap, err := netip.ParseAddrPort(f.metrics)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--metrics %q: want IP:PORT, e.g. 127.0.0.1:9746", f.metrics))
+		}
+		cfg.Metrics = ap
+	}
 	cfg.DNS = netip.AddrPort{}
 	if f.dns != "none" {
 		ap, err := netip.ParseAddrPort(f.dns)

@@ -48,7 +48,7 @@ type testAgent struct {
 // under a short temporary directory (unix socket paths are limited to about
 // 107 bytes, and t.TempDir paths can be longer). The agent is stopped, and
 // Run's result checked, in t.Cleanup.
-func startAgent(t *testing.T, name string, labels map[string]string) *testAgent {
+func startAgent(t *testing.T, name string, labels map[string]string, opts ...func(*agent.Config)) *testAgent {
 	t.Helper()
 	sockDir, err := os.MkdirTemp("", "orch")
 	if err != nil {
@@ -68,6 +68,9 @@ func startAgent(t *testing.T, name string, labels map[string]string) *testAgent 
 	cfg.DNS = netip.AddrPort{}            // nor one DNS port
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
@@ -555,6 +558,7 @@ func TestCLI_UsageErrors(t *testing.T) {
 		{"AgentBadBind", []string{"agent", "--bind", "nonsense"}, `--bind "nonsense"`},
 		{"AgentUpperName", []string{"agent", "--name", "UPPER"}, `name "UPPER"`},
 		{"AgentUnknownConfigKey", []string{"agent", "--config", unknownKey}, `unknown field "colour"`},
+		{"AgentBadEventHandler", []string{"agent", "--name", "n1", "--event-handler", "members=true"}, `unknown event type "members": want one of member, service`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -601,13 +605,17 @@ func parseAgentFlags(t *testing.T, args ...string) (agentFlags, *pflag.FlagSet) 
 		token: get("token"), profile: get("profile"), configFile: get("config"), containerd: get("containerd"),
 		logLevel: get("log-level"), logFormat: get("log-format"),
 		labels: getArray("label"), join: getArray("join"),
-		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"), dns: get("dns"),
+		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"), dns: get("dns"), metrics: get("metrics"),
 	}
 	vni, err := fs.GetInt("vni")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.vni = vni
+	f.eventHandlers = getArray("event-handler")
+	if f.eventHandlerTimeout, err = fs.GetDuration("event-handler-timeout"); err != nil {
+		t.Fatal(err)
+	}
 	return f, fs
 }
 
@@ -708,6 +716,102 @@ func TestAgentFlags_Precedence(t *testing.T) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not mention %s: %v", want, err)
 			}
+		}
+	})
+}
+
+// TestAgentFlags_EventHandlers checks --event-handler and
+// --event-handler-timeout, their config file keys and their errors.
+func TestAgentFlags_EventHandlers(t *testing.T) {
+	file := writeConfig(t, `{
+		"name": "n1",
+		"event_handlers": ["member:failed=cat > /tmp/failed.json", "logger -t orch"],
+		"event_handler_timeout": "5s"
+	}`)
+	fromFile := []agent.EventHandler{
+		{Type: "member", Action: "failed", Command: "cat > /tmp/failed.json"},
+		{Command: "logger -t orch"},
+	}
+
+	t.Run("Flags", func(t *testing.T) {
+		f, fs := parseAgentFlags(t, "--name", "n1",
+			"--event-handler", "member:failed=cat > /tmp/x.json",
+			"--event-handler", "task=echo a=b",
+			"--event-handler", "echo $ORCH_EVENT_SEQ",
+			"--event-handler-timeout", "2m")
+		cfg, err := f.toConfig(fs, api.DefaultSocket, false)
+		if err != nil {
+			t.Fatalf("toConfig: %v", err)
+		}
+		want := []agent.EventHandler{
+			{Type: "member", Action: "failed", Command: "cat > /tmp/x.json"},
+			{Type: "task", Command: "echo a=b"},
+			{Command: "echo $ORCH_EVENT_SEQ"},
+		}
+		if !slices.Equal(cfg.EventHandlers, want) || cfg.EventHandlerTimeout != 2*time.Minute {
+			t.Errorf("handlers %+v, timeout %v; want %+v, 2m", cfg.EventHandlers, cfg.EventHandlerTimeout, want)
+		}
+	})
+
+	t.Run("Defaults", func(t *testing.T) {
+		f, fs := parseAgentFlags(t, "--name", "n1")
+		cfg, err := f.toConfig(fs, api.DefaultSocket, false)
+		if err != nil {
+			t.Fatalf("toConfig: %v", err)
+		}
+		if cfg.EventHandlers != nil || cfg.EventHandlerTimeout != agent.DefaultEventHandlerTimeout {
+			t.Errorf("handlers %+v, timeout %v; want none, %v", cfg.EventHandlers, cfg.EventHandlerTimeout, agent.DefaultEventHandlerTimeout)
+		}
+	})
+
+	t.Run("File", func(t *testing.T) {
+		f, fs := parseAgentFlags(t, "--config", file)
+		cfg, err := f.toConfig(fs, api.DefaultSocket, false)
+		if err != nil {
+			t.Fatalf("toConfig: %v", err)
+		}
+		if !slices.Equal(cfg.EventHandlers, fromFile) || cfg.EventHandlerTimeout != 5*time.Second {
+			t.Errorf("handlers %+v, timeout %v; want the file's %+v, 5s", cfg.EventHandlers, cfg.EventHandlerTimeout, fromFile)
+		}
+	})
+
+	t.Run("FlagsWinOverFile", func(t *testing.T) {
+		f, fs := parseAgentFlags(t, "--config", file, "--event-handler", "node=true", "--event-handler-timeout", "1s")
+		cfg, err := f.toConfig(fs, api.DefaultSocket, false)
+		if err != nil {
+			t.Fatalf("toConfig: %v", err)
+		}
+		if want := []agent.EventHandler{{Type: "node", Command: "true"}}; !slices.Equal(cfg.EventHandlers, want) || cfg.EventHandlerTimeout != time.Second {
+			t.Errorf("handlers %+v, timeout %v; want the flags' %+v, 1s", cfg.EventHandlers, cfg.EventHandlerTimeout, want)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		f, fs := parseAgentFlags(t, "--name", "n1", "--event-handler", "bogus=true", "--event-handler", "member=",
+			"--event-handler-timeout", "-1s")
+		_, err := f.toConfig(fs, api.DefaultSocket, false)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Fatalf("toConfig = %v, want a usage error", err)
+		}
+		for _, want := range []string{
+			`--event-handler: event handler "bogus=true": unknown event type "bogus": want one of member, service, task, node, image, network, health, stream`,
+			`--event-handler: event handler "member=": empty command`,
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q:\n%v", want, err)
+			}
+		}
+		// The timeout is checked with the rest of the config once the
+		// flags parse.
+		f, fs = parseAgentFlags(t, "--name", "n1", "--event-handler-timeout", "-1s")
+		if _, err := f.toConfig(fs, api.DefaultSocket, false); err == nil || !strings.Contains(err.Error(), "event handler timeout -1s") {
+			t.Errorf("negative timeout: %v", err)
+		}
+		bad := writeConfig(t, `{"name":"n1","event_handler_timeout":"soon"}`)
+		f, fs = parseAgentFlags(t, "--config", bad)
+		if _, err := f.toConfig(fs, api.DefaultSocket, false); !errors.As(err, &ue) || !strings.Contains(err.Error(), `event_handler_timeout "soon"`) {
+			t.Errorf("bad timeout in the file: %v", err)
 		}
 	})
 }
