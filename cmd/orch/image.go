@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +29,8 @@ func newImageImportCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import an image archive (OCI or Docker, as docker save writes it) into this node",
+		Example: `  orch image import busybox.tar
+  docker save web:2 | orch image import -`,
 		Long: `Import an image archive into this node's containerd ("-" reads stdin).
 Each node runs what its own containerd holds: import the image on every node
 that may run it.`,
@@ -56,41 +58,36 @@ that may run it.`,
 }
 
 func newImageLsCmd(g *globals) *cobra.Command {
-	var format formatFlag
+	format := newFormatFlag(api.Image{}, "table", "json")
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List the images in this node's containerd",
-		Args:    argsUsage(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := format.validate(); err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd)
-			defer cancel()
-			imgs, err := g.client().ListImages(ctx)
-			if err != nil {
-				return err
-			}
-			if format.value == "json" {
-				return writeJSON(g.stdout, imgs)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE")
-			for _, im := range imgs {
-				fmt.Fprintf(tw, "%s\t%s\t%d\n", im.Name, im.Digest, im.Size)
-			}
-			return tw.Flush()
-		},
+		Example: `  orch image ls
+  orch image ls --format '{{.Name}}@{{.Digest}}'`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: listRunE(g, format, func(ctx context.Context, c *api.Client, _ []string) ([]api.Image, error) {
+			return c.ListImages(ctx)
+		}, printImages),
 	}
 	format.register(cmd)
 	return cmd
 }
 
+func printImages(w io.Writer, imgs []api.Image) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE")
+	for _, im := range imgs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", im.Name, im.Digest, im.Size)
+	}
+	return tw.Flush()
+}
+
 func newImagePullCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "pull REF",
-		Short: "Pull an image from its registry into this node",
+		Use:     "pull REF",
+		Short:   "Pull an image from its registry into this node",
+		Example: "  orch image pull registry.example:5000/web:2",
 		Long: `Pull an image into this node's containerd. Registries are reached over
 HTTPS, or plain HTTP for those the agent was given with --insecure-registry;
 credentials come from the agent's --registry-auth file. Nodes also pull by
@@ -112,16 +109,6 @@ themselves the images of the replicas they are given.`,
 			return nil
 		},
 	}
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // progressBar draws "[=====>    ]  12.3/45.6 MB" in width cells.

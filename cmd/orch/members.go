@@ -1,13 +1,12 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,29 +14,8 @@ import (
 	"github.com/orchproject/orch/agent/api"
 )
 
-// formatFlag is the --format flag every listing takes.
-type formatFlag struct{ value string }
-
-func (f *formatFlag) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.value, "format", "table", "output format: table or json")
-}
-
-func (f *formatFlag) validate() error {
-	switch f.value {
-	case "table", "json":
-		return nil
-	}
-	return usageError{fmt.Errorf("--format %q: want table or json", f.value)}
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newMembersCmd(g *globals) *cobra.Command {
-	var format formatFlag
+	format := newFormatFlag(api.Member{}, "table", "json")
 	cmd := &cobra.Command{
 		Use:   "members",
 		Short: "List the cluster's members as this agent sees them",
@@ -45,29 +23,22 @@ func newMembersCmd(g *globals) *cobra.Command {
 status (alive, leaving, left, failed), labels and age (time since the node's
 data dir was created). Members that are not orch agents are marked "(foreign)":
 they are shown but never given work.`,
+		Example: `  orch members
+  orch members --format json
+  orch members --format '{{.Name}} {{.Status}} {{.Labels.zone}}'`,
 		Args: argsUsage(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := format.validate(); err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd)
-			defer cancel()
-			ms, err := g.client().Members(ctx)
-			if err != nil {
-				return err
-			}
-			if format.value == "json" {
-				return writeJSON(g.stdout, ms)
-			}
-			return printMembers(g.stdout, ms, time.Now())
-		},
+		RunE: listRunE(g, format, func(ctx context.Context, c *api.Client, _ []string) ([]api.Member, error) {
+			return c.Members(ctx)
+		}, func(w io.Writer, ms []api.Member) error {
+			return printMembers(w, ms, time.Now())
+		}),
 	}
 	format.register(cmd)
 	return cmd
 }
 
 func printMembers(w io.Writer, ms []api.Member, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tSUBNET\tLABELS\tAGE")
 	for _, m := range ms {
 		name := m.Name

@@ -97,6 +97,13 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", socketDefault, "the agent's API unix socket (env "+api.SocketEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Our own "completion bash|zsh|fish" replaces cobra's default one, so
+	// that a wrong shell is a usage error like any other.
+	root.CompletionOptions.DisableDefaultCmd = true
+	logs := newLogsCmd(g)
+	// Set here rather than in newLogsCmd only because logs.go was not part
+	// of the change that added completion; it belongs there.
+	logs.ValidArgsFunction = completeServices(g, false)
 	root.AddCommand(
 		newAgentCmd(g),
 		newTokenCmd(g),
@@ -107,9 +114,10 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newServiceCmd(g),
 		newApplyCmd(g),
 		newImageCmd(g),
-		newLogsCmd(g),
+		logs,
 		newStatusCmd(g),
 		newVersionCmd(g),
+		newCompletionCmd(g),
 	)
 	return root
 }

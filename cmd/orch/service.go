@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -137,6 +136,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 nothing. With --wait, exit 0 only once every replica is in its desired state
 (assigned to its node on the new version), or exit 1 at --timeout with the
 reason: what a CI/CD pipeline needs.`,
+		Example: `  orch apply -f sentry.yaml
+  orch apply -f sentry.yaml --wait --timeout 5m`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -230,35 +231,31 @@ func waitConverged(ctx context.Context, g *globals, name, version string, timeou
 }
 
 func newServiceLsCmd(g *globals) *cobra.Command {
-	var format formatFlag
+	format := newFormatFlag(api.ServiceInfo{}, "table", "json")
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List services",
-		Args:    argsUsage(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := format.validate(); err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd)
-			defer cancel()
-			svcs, err := g.client().ListServices(ctx)
-			if err != nil {
-				return err
-			}
-			if format.value == "json" {
-				return writeJSON(g.stdout, svcs)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tREPLICAS\tPENDING\tIMAGE")
-			for _, s := range svcs {
-				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", s.Name, s.Version, s.Assigned, s.Replicas, s.Pending, images(s.Spec))
-			}
-			return tw.Flush()
-		},
+		Long: `List the cluster's services: version, replicas assigned to a node out of
+those wanted, replicas no node can take (pending), and images.`,
+		Example: `  orch service ls
+  orch service ls --format '{{.Name}} {{.Assigned}}/{{.Replicas}}'`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: listRunE(g, format, func(ctx context.Context, c *api.Client, _ []string) ([]api.ServiceInfo, error) {
+			return c.ListServices(ctx)
+		}, printServices),
 	}
 	format.register(cmd)
 	return cmd
+}
+
+func printServices(w io.Writer, svcs []api.ServiceInfo) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tVERSION\tREPLICAS\tPENDING\tIMAGE")
+	for _, s := range svcs {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", s.Name, s.Version, s.Assigned, s.Replicas, s.Pending, images(s.Spec))
+	}
+	return tw.Flush()
 }
 
 // images lists a spec's container images.
@@ -279,14 +276,17 @@ func images(raw json.RawMessage) string {
 }
 
 func newServiceInspectCmd(g *globals) *cobra.Command {
-	var format string
+	format := newFormatFlag(api.ServiceInfo{}, "json")
 	cmd := &cobra.Command{
 		Use:   "inspect NAME...",
 		Short: "Show services' specs and versions as JSON",
-		Args:  argsUsage(cobra.MinimumNArgs(1)),
+		Example: `  orch service inspect web
+  orch service inspect web --format '{{.Version}} {{json .Spec}}'`,
+		Args:              argsUsage(cobra.MinimumNArgs(1)),
+		ValidArgsFunction: completeServices(g, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "json" {
-				return usageError{fmt.Errorf("--format %q: inspect prints json", format)}
+			if err := format.validate(); err != nil {
+				return err
 			}
 			ctx, cancel := withTimeout(cmd)
 			defer cancel()
@@ -298,54 +298,53 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 				}
 				out = append(out, s)
 			}
-			return writeJSON(g.stdout, out)
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "json", "output format: json")
-	return cmd
-}
-
-func newServicePsCmd(g *globals) *cobra.Command {
-	var format formatFlag
-	cmd := &cobra.Command{
-		Use:   "ps NAME",
-		Short: "List a service's replica slots: node, desired and actual state",
-		Args:  argsUsage(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := format.validate(); err != nil {
-				return err
-			}
-			ctx, cancel := withTimeout(cmd)
-			defer cancel()
-			tasks, err := g.client().ServiceTasks(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if format.value == "json" {
-				return writeJSON(g.stdout, tasks)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TASK\tNODE\tADDRESS\tDESIRED\tSTATE\tRESTARTS\tVERSION\tMESSAGE")
-			for _, t := range tasks {
-				state := t.State
-				if t.Health != "" {
-					state += " (" + t.Health + ")" // as docker ps shows it
-				}
-				fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, orDash(t.Node), orDash(t.Addr), t.Desired, state, t.Restarts, orDash(t.SpecVersion), t.Message)
-			}
-			return tw.Flush()
+			return printList(g.stdout, format, out, nil) // json or a template: no table
 		},
 	}
 	format.register(cmd)
 	return cmd
 }
 
+func newServicePsCmd(g *globals) *cobra.Command {
+	format := newFormatFlag(api.Task{}, "table", "json")
+	cmd := &cobra.Command{
+		Use:   "ps NAME",
+		Short: "List a service's replica slots: node, desired and actual state",
+		Long: `List a service's replica slots: the node each is assigned to, its overlay
+address, the desired and actual state (with the health, when checked),
+restarts, the spec version it runs and the last message.`,
+		Example: `  orch service ps web
+  orch service ps web --format '{{.Slot}} {{.Node}} {{.State}}'`,
+		Args:              argsUsage(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeServices(g, false),
+		RunE: listRunE(g, format, func(ctx context.Context, c *api.Client, args []string) ([]api.Task, error) {
+			return c.ServiceTasks(ctx, args[0])
+		}, printTasks),
+	}
+	format.register(cmd)
+	return cmd
+}
+
+func printTasks(w io.Writer, tasks []api.Task) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "TASK\tNODE\tADDRESS\tDESIRED\tSTATE\tRESTARTS\tVERSION\tMESSAGE")
+	for _, t := range tasks {
+		state := t.State
+		if t.Health != "" {
+			state += " (" + t.Health + ")" // as docker ps shows it
+		}
+		fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Service, t.Slot, orDash(t.Node), orDash(t.Addr), t.Desired, state, t.Restarts, orDash(t.SpecVersion), t.Message)
+	}
+	return tw.Flush()
+}
+
 func newServiceScaleCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "scale NAME=REPLICAS...",
-		Short:   "Change the number of replicas of services",
-		Example: "  orch service scale web=5 worker=2",
-		Args:    argsUsage(cobra.MinimumNArgs(1)),
+		Use:               "scale NAME=REPLICAS...",
+		Short:             "Change the number of replicas of services",
+		Example:           "  orch service scale web=5 worker=2",
+		Args:              argsUsage(cobra.MinimumNArgs(1)),
+		ValidArgsFunction: completeScale(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			type target struct {
 				name string
@@ -378,9 +377,11 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 func newServiceUpdateCmd(g *globals) *cobra.Command {
 	var fl serviceUpdateFlags
 	cmd := &cobra.Command{
-		Use:   "update NAME [FLAGS]",
-		Short: "Change a service's spec with docker-style flags",
-		Args:  argsUsage(cobra.ExactArgs(1)),
+		Use:               "update NAME [FLAGS]",
+		Short:             "Change a service's spec with docker-style flags",
+		Example:           "  orch service update web --env-add LOG=debug --image busybox:1.36",
+		Args:              argsUsage(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeServices(g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info, err := modifyService(cmd.Context(), g, args[0], func(s *spec.Service) error {
 				return fl.apply(cmd, s)
@@ -438,10 +439,12 @@ func modifyService(ctx context.Context, g *globals, name string, change func(*sp
 
 func newServiceRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "rm NAME...",
-		Aliases: []string{"remove"},
-		Short:   "Remove services",
-		Args:    argsUsage(cobra.MinimumNArgs(1)),
+		Use:               "rm NAME...",
+		Aliases:           []string{"remove"},
+		Short:             "Remove services",
+		Example:           "  orch service rm web worker",
+		Args:              argsUsage(cobra.MinimumNArgs(1)),
+		ValidArgsFunction: completeServices(g, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := withTimeout(cmd)
 			defer cancel()

@@ -13,7 +13,7 @@ import (
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var format formatFlag
+	format := newFormatFlag(api.Info{}, "table", "json")
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show this node: cluster, members, subnet, replicas and DNS counters",
@@ -21,6 +21,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 members it knows by status, its overlay subnet, the slots it holds by state,
 and its DNS server's listeners and counters (queries by type, answers by
 response code, forwarded, cache hits, truncated, malformed, dropped).`,
+		Example: `  orch status
+  orch status --format json
+  orch status --format '{{.Name}} {{.Subnet}} {{.Members.alive}}'`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := format.validate(); err != nil {
@@ -32,11 +35,10 @@ response code, forwarded, cache hits, truncated, malformed, dropped).`,
 			if err != nil {
 				return err
 			}
-			if format.value == "json" {
-				return writeJSON(g.stdout, info)
-			}
-			printStatus(g.stdout, info)
-			return nil
+			return format.print(g.stdout, info, []any{info}, func(w io.Writer) error {
+				printStatus(w, info)
+				return nil
+			})
 		},
 	}
 	format.register(cmd)
