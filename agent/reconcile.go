@@ -198,7 +198,7 @@ func (r *reconciler) once(ctx context.Context) error {
 			}
 		}
 		st := svcs[slot.Service]
-		want[key] = replicaSpec(self, st.Spec, slot.Slot, st.Version)
+		want[key] = replicaSpec(a.id.ID, st.Spec, slot.Slot, st.Version)
 		policies[key] = st.Spec.RestartPolicy
 		if st.Spec.Update.Order == spec.OrderStartFirst {
 			startFirst[key] = true

@@ -56,9 +56,10 @@ type ContainerSpec struct {
 
 // ReplicaSpec is one replica to run.
 type ReplicaSpec struct {
-	// Node is the node running the replica; it is part of the ID, so two
-	// containerds sharing a host's /run/containerd (a test lab) never see
-	// the same container ID.
+	// Node identifies the node running the replica (the agent passes its
+	// node ID, unique per data dir); it is part of the ID, so containerds
+	// that share a host's runc state (test labs, two clusters on one
+	// machine) never see the same container ID.
 	Node        string
 	Service     string
 	Slot        int
