@@ -61,28 +61,11 @@ func TestDNS(t *testing.T) {
 	testenv.RequireContainerd(t)
 	testenv.RequireCommand(t, "dig", "dnsmasq")
 	l := lab.New(t, lab.Config{Hosts: 3, MTU: 1400})
-	image := testimage.Busybox(t)
-	root := l.Host(1).Dir
-	t.Cleanup(func() { unmountUnder(t, strings.TrimSuffix(root, "/h1")) })
-	var ws []*wnode
-	for i := 1; i <= 3; i++ {
-		h := l.Host(i)
-		ws = append(ws, &wnode{node: newNode(h, h.Name), ctd: testenv.StartContainerd(t, testenv.ContainerdOptions{NetNS: "/run/netns/" + h.NetNS, Namespace: "orch"})})
-	}
-	h1, h2, h3 := ws[0], ws[1], ws[2]
-	ns := []*node{h1.node, h2.node, h3.node}
 	// An upstream resolver on h1's loopback that knows one name.
 	l.Host(1).Start(t, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
 		"--listen-address=127.0.0.1", "--port=5399", "--address=/known.example/192.0.2.7", "--address=/known.example/2001:db8::7", "--log-facility=-")
-	h1.startAgent(t, "--dns-upstream", "127.0.0.1:5399")
-	token := strings.TrimSpace(mustCLI(t, h1.node, "token"))
-	for _, w := range ws[1:] {
-		w.startAgent(t, "--token", token, "--join", h1.host.Addr.String())
-	}
-	allSee(t, 10*time.Second, ns, statusMap("alive", ns...))
-	for _, w := range ws {
-		mustCLI(t, w.node, "image", "import", image)
-	}
+	ws, _ := workCluster(t, l, "--dns-upstream", "127.0.0.1:5399")
+	h1, h2, h3 := ws[0], ws[1], ws[2]
 	step := func(name string) { t.Logf("step: %s", name) }
 
 	mustCLI(t, h1.node, "service", "create", "--name", "web", "--replicas", "3", "--port", "http:8080/tcp",

@@ -57,28 +57,8 @@ func TestHeal(t *testing.T) {
 	testenv.RequireContainerd(t)
 	testenv.RequireCommand(t, "dig")
 	l := lab.New(t, lab.Config{Hosts: 5, MTU: 1400})
-	image := testimage.Busybox(t)
-	root := l.Host(1).Dir
-	t.Cleanup(func() { unmountUnder(t, strings.TrimSuffix(root, "/h1")) })
-	var ws []*wnode
-	for i := 1; i <= 5; i++ {
-		h := l.Host(i)
-		ws = append(ws, &wnode{node: newNode(h, h.Name), ctd: testenv.StartContainerd(t, testenv.ContainerdOptions{NetNS: "/run/netns/" + h.NetNS, Namespace: "orch"})})
-	}
-	var ns []*node
-	for _, w := range ws {
-		ns = append(ns, w.node)
-	}
+	ws, _ := workCluster(t, l)
 	h1 := ws[0]
-	h1.startAgent(t)
-	token := strings.TrimSpace(mustCLI(t, h1.node, "token"))
-	for _, w := range ws[1:] {
-		w.startAgent(t, "--token", token, "--join", h1.host.Addr.String())
-	}
-	allSee(t, 20*time.Second, ns, statusMap("alive", ns...))
-	for _, w := range ws {
-		mustCLI(t, w.node, "image", "import", image)
-	}
 	step := func(name string) { t.Logf("step: %s", name) }
 
 	step("web (3 replicas, HTTP check) and a client calling http://web:8080/ by name; a flapping service")

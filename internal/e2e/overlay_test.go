@@ -30,26 +30,9 @@ func TestOverlay(t *testing.T) {
 	testenv.RequireCommand(t, "ping", "bridge")
 	const mtu = 1400
 	l := lab.New(t, lab.Config{Hosts: 3, MTU: mtu})
-	image := testimage.Busybox(t)
-	root := l.Host(1).Dir
-	t.Cleanup(func() { unmountUnder(t, strings.TrimSuffix(root, "/h1")) })
 	t.Cleanup(func() { rootHasNoOrchDevices(t) })
-	var ws []*wnode
-	for i := 1; i <= 3; i++ {
-		h := l.Host(i)
-		ws = append(ws, &wnode{node: newNode(h, h.Name), ctd: testenv.StartContainerd(t, testenv.ContainerdOptions{NetNS: "/run/netns/" + h.NetNS, Namespace: "orch"})})
-	}
-	ns := []*node{ws[0].node, ws[1].node, ws[2].node}
+	ws, ns := workCluster(t, l)
 	h1, h3 := ws[0], ws[2]
-	h1.startAgent(t)
-	token := strings.TrimSpace(mustCLI(t, h1.node, "token"))
-	for _, w := range ws[1:] {
-		w.startAgent(t, "--token", token, "--join", h1.host.Addr.String())
-	}
-	allSee(t, 10*time.Second, ns, statusMap("alive", ns...))
-	for _, w := range ws {
-		mustCLI(t, w.node, "image", "import", image)
-	}
 	step := func(name string) { t.Logf("step: %s", name) }
 
 	step("every host holds exactly its devices and one route, neighbour and FDB entry per peer")

@@ -530,3 +530,30 @@ func countPrefix(ids []string, prefix string) int {
 	}
 	return n
 }
+
+// workCluster gives each host of l a private containerd and an agent, h1
+// founding the cluster (with h1Flags) and the others joining it by token;
+// it waits until all are alive and imports the busybox image on each. The
+// replicas' network namespaces (mounts in the agents' data dirs) are
+// unmounted at cleanup, also after a failure.
+func workCluster(t *testing.T, l *lab.Lab, h1Flags ...string) (ws []*wnode, ns []*node) {
+	t.Helper()
+	image := testimage.Busybox(t)
+	root := l.Host(1).Dir
+	t.Cleanup(func() { unmountUnder(t, strings.TrimSuffix(root, "/h1")) })
+	for _, h := range l.Hosts() {
+		w := &wnode{node: newNode(h, h.Name), ctd: testenv.StartContainerd(t, testenv.ContainerdOptions{NetNS: "/run/netns/" + h.NetNS, Namespace: "orch"})}
+		ws = append(ws, w)
+		ns = append(ns, w.node)
+	}
+	ws[0].startAgent(t, h1Flags...)
+	token := strings.TrimSpace(mustCLI(t, ws[0].node, "token"))
+	for _, w := range ws[1:] {
+		w.startAgent(t, "--token", token, "--join", ws[0].host.Addr.String())
+	}
+	allSee(t, 20*time.Second, ns, statusMap("alive", ns...))
+	for _, w := range ws {
+		mustCLI(t, w.node, "image", "import", image)
+	}
+	return ws, ns
+}
