@@ -56,6 +56,9 @@ type Node struct {
 	log *slog.Logger
 
 	syncStats syncCounters
+	// keyring is the gossip keyring serf runs with; key rotations change
+	// it in place.
+	keyring *memberlist.Keyring
 	ready     chan struct{} // closed once serf runs for the first time
 	readyOnce sync.Once
 
@@ -494,6 +497,7 @@ func (n *Node) startSerf(sec *Secrets) error {
 	}
 	n.mu.Lock()
 	mux, advert := n.mux, n.advert
+	n.keyring = keyring // serf's key manager changes it in place
 	n.mu.Unlock()
 	view := mux.attach(advert)
 
@@ -643,6 +647,12 @@ func (n *Node) serveJoinStream(conn net.Conn) {
 	if sec == nil {
 		conn.Close()
 		return
+	}
+	if keys := n.currentKeys(); len(keys) > 0 {
+		// After a rotation the keys loaded at start are stale.
+		cp := *sec
+		cp.Keys = keys
+		sec = &cp
 	}
 	if err := serveJoin(conn, sec, n.admit); err != nil {
 		n.log.Warn("join handshake failed", "remote", conn.RemoteAddr().String(), "err", err)

@@ -302,3 +302,15 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	}
 	return resp, nil
 }
+
+// Keys lists the gossip keys of every member.
+func (c *Client) Keys(ctx context.Context) (KeyResult, error) {
+	var v KeyResult
+	return v, c.do(ctx, http.MethodGet, "/v1/keys", nil, &v)
+}
+
+// KeyOp installs, uses or removes a gossip key on every member.
+func (c *Client) KeyOp(ctx context.Context, op, key string) (KeyResult, error) {
+	var v KeyResult
+	return v, c.do(ctx, http.MethodPost, "/v1/keys/"+op, KeyRequest{Key: key}, &v)
+}

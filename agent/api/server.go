@@ -85,7 +85,19 @@ type Backend interface {
 	PullImage(ctx context.Context, ref string, fn func(PullProgress)) (Image, error)
 	// Logs calls emit for each selected log line, like Events.
 	Logs(ctx context.Context, req LogsRequest, emit func(LogLine) error) error
+
+	// Keys lists the gossip keys of every member; KeyOp installs, uses
+	// (makes primary) or removes a key on every member.
+	Keys(ctx context.Context) (KeyResult, error)
+	KeyOp(ctx context.Context, op string, key string) (KeyResult, error)
 }
+
+// Key operations of [Backend.KeyOp].
+const (
+	KeyInstall = "install"
+	KeyUse     = "use"
+	KeyRemove  = "remove"
+)
 
 // ServerConfig configures a [Server].
 type ServerConfig struct {
@@ -231,6 +243,24 @@ func (s *Server) routes() http.Handler {
 		s.reply(w, struct{}{}, b.Leave(r.Context()))
 	})
 	mux.HandleFunc("GET /v1/events", s.serveEvents)
+	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, r *http.Request) {
+		res, err := b.Keys(r.Context())
+		s.reply(w, res, err)
+	})
+	mux.HandleFunc("POST /v1/keys/{op}", func(w http.ResponseWriter, r *http.Request) {
+		op := r.PathValue("op")
+		if op != KeyInstall && op != KeyUse && op != KeyRemove {
+			s.reply(w, nil, BadRequest(fmt.Errorf("key operation %q: want %s, %s or %s", op, KeyInstall, KeyUse, KeyRemove)))
+			return
+		}
+		var req KeyRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			s.reply(w, nil, err)
+			return
+		}
+		res, err := b.KeyOp(r.Context(), op, req.Key)
+		s.reply(w, res, err)
+	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.ListServices(r.Context())
 		s.reply(w, v, err)

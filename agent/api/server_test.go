@@ -125,6 +125,17 @@ func (f *fakeBackend) ImportImage(ctx context.Context, r io.Reader) ([]Image, er
 	return []Image{{Name: "docker.io/x/y:1", Digest: "sha256:00"}}, f.err
 }
 
+func (f *fakeBackend) Keys(ctx context.Context) (KeyResult, error) {
+	return KeyResult{Nodes: 1, Responses: 1, Keys: map[string]int{"k": 1}, Primary: map[string]int{"k": 1}}, nil
+}
+
+func (f *fakeBackend) KeyOp(ctx context.Context, op, key string) (KeyResult, error) {
+	if key == "" {
+		return KeyResult{}, BadRequest(errors.New("key: required"))
+	}
+	return KeyResult{Nodes: 1, Responses: 1}, nil
+}
+
 func (f *fakeBackend) Logs(ctx context.Context, req LogsRequest, emit func(LogLine) error) error {
 	f.record("Logs %s", req.Service)
 	return f.err

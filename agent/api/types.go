@@ -253,3 +253,20 @@ type PullProgress struct {
 	Image *Image `json:"image,omitempty"`
 	Error string `json:"error,omitempty"`
 }
+
+// KeyRequest names a gossip key (base64 of 32 bytes) for install, use or
+// remove.
+type KeyRequest struct {
+	Key string `json:"key"`
+}
+
+// KeyResult is a cluster-wide key operation's outcome: how many members
+// were asked and answered, the errors by node, and (for a listing) how
+// many nodes hold each key and use it as primary.
+type KeyResult struct {
+	Nodes     int               `json:"nodes"`
+	Responses int               `json:"responses"`
+	Failed    map[string]string `json:"failed,omitempty"`
+	Keys      map[string]int    `json:"keys,omitempty"`
+	Primary   map[string]int    `json:"primary,omitempty"`
+}

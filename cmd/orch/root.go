@@ -115,6 +115,7 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newApplyCmd(g),
 		newImageCmd(g),
 		logs,
+		newKeysCmd(g),
 		newStatusCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(g),
