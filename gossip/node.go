@@ -58,7 +58,7 @@ type Node struct {
 	syncStats syncCounters
 	// keyring is the gossip keyring serf runs with; key rotations change
 	// it in place.
-	keyring *memberlist.Keyring
+	keyring   *memberlist.Keyring
 	ready     chan struct{} // closed once serf runs for the first time
 	readyOnce sync.Once
 
