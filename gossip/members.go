@@ -76,10 +76,14 @@ func (n *Node) Members() []Member {
 			alive++
 		}
 	}
-	after := n.suspectAfter(alive)
+	after, probe := n.suspectAfter(alive)
 	now := time.Now()
+	// A node that heard nobody for a few probe intervals (not even the
+	// acks of its own probes, one per interval) is cut off: every peer is
+	// suspect, however large the cluster.
+	isolated := alive > 1 && now.Sub(mux.lastHeardAny()) > 4*probe
 	for i, m := range out {
-		out[i].Suspect = m.Status == StatusAlive && m.Name != n.cfg.Name && now.Sub(mux.lastHeard(m.Addr)) > after
+		out[i].Suspect = m.Status == StatusAlive && m.Name != n.cfg.Name && (isolated || now.Sub(mux.lastHeard(m.Addr)) > after)
 	}
 	return out
 }
@@ -90,12 +94,12 @@ func (n *Node) Members() []Member {
 // least every (alive-1) intervals; twice that, and at least four
 // intervals, leaves room for lost packets. memberlist's own suspicion
 // state is not exported (its Node.State is never updated), hence this.
-func (n *Node) suspectAfter(alive int) time.Duration {
-	probe := time.Second
+func (n *Node) suspectAfter(alive int) (after, probe time.Duration) {
+	probe = time.Second
 	if n.cfg.Profile == ProfileFast {
 		probe = 200 * time.Millisecond
 	}
-	return probe * time.Duration(max(4, 2*(alive-1)))
+	return probe * time.Duration(max(4, 2*(alive-1))), probe
 }
 
 // serfMembers is serf's member list, without suspicion.

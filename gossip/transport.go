@@ -72,9 +72,10 @@ type muxTransport struct {
 	// heard is when a UDP packet last came from each address: a node that
 	// hears nothing from a peer (not even the acks of its own probes)
 	// suspects it. started stands in for addresses never heard.
-	heardMu sync.Mutex
-	heard   map[netip.AddrPort]time.Time
-	started time.Time
+	heardMu  sync.Mutex
+	heard    map[netip.AddrPort]time.Time
+	heardAny time.Time // the last packet from anyone
+	started  time.Time
 }
 
 // listenMux binds TCP and UDP on the same address. Port 0 picks a free port
@@ -123,6 +124,17 @@ func (t *muxTransport) Handle(st StreamType, h StreamHandler) {
 // JunkConns counts TCP connections dropped because they spoke neither
 // memberlist nor an orch stream.
 func (t *muxTransport) JunkConns() uint64 { return t.junkConns.Load() }
+
+// lastHeardAny is when the last UDP packet came from anyone; the
+// transport's start if never.
+func (t *muxTransport) lastHeardAny() time.Time {
+	t.heardMu.Lock()
+	defer t.heardMu.Unlock()
+	if t.heardAny.After(t.started) {
+		return t.heardAny
+	}
+	return t.started
+}
 
 // lastHeard is when a UDP packet last came from ap; the transport's start
 // if never.
@@ -260,6 +272,7 @@ func (t *muxTransport) udpLoop() {
 			ap := ua.AddrPort()
 			t.heardMu.Lock()
 			t.heard[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = ts
+			t.heardAny = ts
 			t.heardMu.Unlock()
 		}
 		v := t.currentView()
