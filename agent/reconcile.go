@@ -140,6 +140,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 func (r *reconciler) once(ctx context.Context) error {
 	a := r.a
 	store := a.node.Store()
+	a.syncJoinSecret()
 	cv := a.readCluster()
 	svcs, tasks, res := cv.services, cv.tasks, cv.placement
 

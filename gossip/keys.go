@@ -3,10 +3,14 @@ package gossip
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"path/filepath"
 
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/orchproject/orch/internal/atomicfile"
 )
 
 // Gossip key rotation, cluster-wide, with serf's key manager: a key
@@ -119,4 +123,41 @@ func (n *Node) currentKeys() [][]byte {
 		return nil
 	}
 	return kr.GetKeys() // memberlist keeps the primary key first
+}
+
+// NewJoinSecret returns a fresh join secret.
+func NewJoinSecret() ([]byte, error) {
+	s := make([]byte, joinSecretSize)
+	if _, err := rand.Read(s); err != nil {
+		return nil, fmt.Errorf("generate join secret: %w", err)
+	}
+	return s, nil
+}
+
+// SetJoinSecret makes secret the one joining nodes must prove (the
+// token's second half) and saves it in cluster.json; the cluster identity
+// and the gossip keys are unchanged, so members are not disturbed. The
+// agent spreads a new secret to every member through the replicated store
+// and calls this on each.
+func (n *Node) SetJoinSecret(secret []byte) error {
+	if len(secret) < 16 {
+		return fmt.Errorf("join secret: %d bytes, want at least 16", len(secret))
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.secrets == nil {
+		return ErrNotRunning
+	}
+	sec := n.secrets.Clone()
+	sec.JoinSecret = append([]byte(nil), secret...)
+	b, err := json.MarshalIndent(secretsOnDisk{CertPEM: sec.CertPEM, KeyPEM: sec.KeyPEM, JoinSecret: sec.JoinSecret}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode cluster secrets: %w", err)
+	}
+	// Only cluster.json: keyring.json is serf's, and may hold rotated keys.
+	if err := atomicfile.Write(filepath.Join(n.cfg.DataDir, secretsFile), b, 0o600); err != nil {
+		return fmt.Errorf("save join secret: %w", err)
+	}
+	n.secrets = sec
+	return nil
 }

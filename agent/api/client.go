@@ -314,3 +314,9 @@ func (c *Client) KeyOp(ctx context.Context, op, key string) (KeyResult, error) {
 	var v KeyResult
 	return v, c.do(ctx, http.MethodPost, "/v1/keys/"+op, KeyRequest{Key: key}, &v)
 }
+
+// RotateToken makes a new join token for the cluster.
+func (c *Client) RotateToken(ctx context.Context) (string, error) {
+	var v TokenResponse
+	return v.Token, c.do(ctx, http.MethodPost, "/v1/token/rotate", nil, &v)
+}

@@ -89,6 +89,9 @@ type Backend interface {
 	// Keys lists the gossip keys of every member; KeyOp installs, uses
 	// (makes primary) or removes a key on every member.
 	Keys(ctx context.Context) (KeyResult, error)
+	// RotateToken makes a new join secret for the whole cluster and
+	// returns the new token; the old one no longer admits nodes.
+	RotateToken(ctx context.Context) (string, error)
 	KeyOp(ctx context.Context, op string, key string) (KeyResult, error)
 }
 
@@ -243,6 +246,10 @@ func (s *Server) routes() http.Handler {
 		s.reply(w, struct{}{}, b.Leave(r.Context()))
 	})
 	mux.HandleFunc("GET /v1/events", s.serveEvents)
+	mux.HandleFunc("POST /v1/token/rotate", func(w http.ResponseWriter, r *http.Request) {
+		t, err := b.RotateToken(r.Context())
+		s.reply(w, TokenResponse{Token: t}, err)
+	})
 	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, r *http.Request) {
 		res, err := b.Keys(r.Context())
 		s.reply(w, res, err)

@@ -125,6 +125,8 @@ func (f *fakeBackend) ImportImage(ctx context.Context, r io.Reader) ([]Image, er
 	return []Image{{Name: "docker.io/x/y:1", Digest: "sha256:00"}}, f.err
 }
 
+func (f *fakeBackend) RotateToken(ctx context.Context) (string, error) { return "ORCH1-new", nil }
+
 func (f *fakeBackend) Keys(ctx context.Context) (KeyResult, error) {
 	return KeyResult{Nodes: 1, Responses: 1, Keys: map[string]int{"k": 1}, Primary: map[string]int{"k": 1}}, nil
 }

@@ -15,17 +15,26 @@ import (
 const callTimeout = 30 * time.Second
 
 func newTokenCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var rotate bool
+	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Print the cluster's join token",
 		Long: `Print the cluster's join token. Give it to "orch agent --token T --join ADDR"
 or "orch join --token T ADDR" on a new node. The token pins the cluster's
-identity and holds the join secret; it is not the gossip key. Keep it secret.`,
+identity and holds the join secret; it is not the gossip key. Keep it secret.
+
+--rotate makes a new join secret for the whole cluster (every member adopts
+it through the replicated state within seconds) and prints the new token;
+the old token no longer admits nodes. Members are not disturbed.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := withTimeout(cmd)
 			defer cancel()
-			t, err := g.client().Token(ctx)
+			get := g.client().Token
+			if rotate {
+				get = g.client().RotateToken
+			}
+			t, err := get(ctx)
 			if err != nil {
 				return err
 			}
@@ -33,6 +42,8 @@ identity and holds the join secret; it is not the gossip key. Keep it secret.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "make a new join token for the cluster; the old one stops working")
+	return cmd
 }
 
 func newJoinCmd(g *globals) *cobra.Command {

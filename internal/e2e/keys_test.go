@@ -17,6 +17,7 @@ import (
 // service is being scaled: no member flaps, the scale completes, every
 // member ends with the new key only, and an agent that was down during the
 // rotation (so it holds only the old key) is refused when it comes back.
+// It also rotates the join token: the old one admits nobody afterwards.
 func TestKeyRotation(t *testing.T) {
 	l := lab.New(t, lab.Config{Hosts: 5})
 	var ns []*node
@@ -95,6 +96,35 @@ func TestKeyRotation(t *testing.T) {
 				t.Errorf("%s saw a member fail during the rotation: %s", live[i].name, line)
 			}
 		}
+	}
+
+	// orch token --rotate: every member adopts the new join secret; the
+	// old token admits nobody, the new one does.
+	oldToken := strings.TrimSpace(mustCLI(t, h1, "token"))
+	newToken := strings.TrimSpace(mustCLI(t, ns[2], "token", "--rotate"))
+	if newToken == oldToken || !strings.HasPrefix(newToken, "ORCH1-") {
+		t.Fatalf("token --rotate printed %q (old %q)", newToken, oldToken)
+	}
+	lab.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		for _, n := range live {
+			if got := strings.TrimSpace(mustCLI(t, n, "token")); got != newToken {
+				return fmt.Errorf("%s still has token %s", n.name, got)
+			}
+		}
+		return nil
+	})
+	h6 := newNode(l.Host(5), "h6")
+	h6.start(t, "--profile", "lan", "--token", oldToken, "--join", h1.host.Addr.String())
+	if code, err := h6.proc.Wait(30 * time.Second); err != nil || code == 0 {
+		t.Errorf("an agent with the old token: exit %d, %v; want it refused", code, err)
+	}
+	h6b := newNode(l.Host(5), "h6b")
+	h6b.start(t, "--profile", "lan", "--token", newToken, "--join", h1.host.Addr.String())
+	h6b.waitReady(t)
+	lab.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error { return wantStatusOf(t, h1, "h6b", "alive") })
+	mustCLI(t, h6b, "leave")
+	if _, err := h6b.proc.Wait(30 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 
 	// h5 returns with the old key only: nobody can read it, it reads
