@@ -174,7 +174,13 @@ func New(cfg Config) (*Agent, error) {
 		}
 		a.metricsAddr = netip.MustParseAddrPort(a.metricsLn.Addr().String())
 	}
-	if a.api, err = api.NewServer(api.ServerConfig{Socket: cfg.Socket, Backend: backend{a}, Logger: lg}); err != nil {
+	gid := -1
+	if cfg.SocketGroup != "" {
+		if gid, err = lookupGroup(cfg.SocketGroup); err != nil {
+			return nil, err
+		}
+	}
+	if a.api, err = api.NewServer(api.ServerConfig{Socket: cfg.Socket, Group: gid, Backend: backend{a}, Audit: a.audit, Logger: lg}); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -98,6 +98,10 @@ type Config struct {
 	// EventHandlerTimeout bounds one run of a handler's command, after which
 	// its process group is killed. Zero means DefaultEventHandlerTimeout.
 	EventHandlerTimeout time.Duration
+	// SocketGroup, if not empty, is a group (name or numeric ID) whose
+	// members may use the API: the socket becomes 0660 and owned by it.
+	// Empty: root only (0600).
+	SocketGroup string
 	// Metrics is where the Prometheus metrics endpoint listens
 	// (http://ADDR/metrics); the zero value turns it off. It has no
 	// authentication: keep it on loopback or a management network.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 )
 
@@ -27,6 +28,9 @@ type ConnError struct {
 }
 
 func (e *ConnError) Error() string {
+	if errors.Is(e.Err, os.ErrPermission) {
+		return fmt.Sprintf("permission denied on the agent's socket %s: it is for root only (run as root, or start the agent with --socket-group GROUP and be in that group)", e.Socket)
+	}
 	return fmt.Sprintf("cannot reach the agent at %s: %v (is \"orch agent\" running? set --socket or %s)", e.Socket, e.Err, SocketEnv)
 }
 

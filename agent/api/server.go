@@ -106,8 +106,16 @@ const (
 type ServerConfig struct {
 	// Socket is the unix socket path. Required.
 	Socket string
-	// Mode is the socket's permission bits. Default 0600: root only.
+	// Mode is the socket's permission bits. Default 0600: root only; 0660
+	// when Group is set.
 	Mode os.FileMode
+	// Group, if not negative, is the group ID given the socket, whose
+	// members may then use the API. -1 (or 0 with Mode unset) keeps root's.
+	Group int
+	// Audit, if set, is called after every mutating request (POST, PUT,
+	// DELETE) with who made it, as the kernel says (SO_PEERCRED), and the
+	// response's status. It must not block.
+	Audit func(AuditRecord)
 	// Backend answers requests. Required.
 	Backend Backend
 	// Logger receives structured logs; nil discards them.
@@ -135,6 +143,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Mode == 0 {
 		cfg.Mode = 0o600
+		if cfg.Group > 0 {
+			cfg.Mode = 0o660
+		}
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -149,7 +160,7 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // Run listens on the socket and serves until ctx ends, then stops accepting,
 // lets in-flight requests finish briefly, and removes the socket.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := listenUnix(s.cfg.Socket, s.cfg.Mode)
+	ln, err := listenUnix(s.cfg.Socket, s.cfg.Mode, s.cfg.Group)
 	if err != nil {
 		return err
 	}
@@ -161,6 +172,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ConnContext:       withPeer,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1) // buffered: Serve's result is read once, maybe never
@@ -185,7 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 // listenUnix binds the socket under a temporary name, sets its mode and
 // renames it into place, so it is never reachable with looser permissions.
 // A socket file left by a crashed agent is replaced; a live one is not.
-func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+func listenUnix(path string, mode os.FileMode, group int) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
@@ -206,6 +218,13 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if group > 0 {
+		if err := os.Chown(tmp, -1, group); err != nil {
+			ln.Close()
+			os.Remove(tmp)
+			return nil, fmt.Errorf("chown %s to group %d: %w", tmp, group, err)
+		}
+	}
 	if err := os.Chmod(tmp, mode); err != nil {
 		ln.Close()
 		os.Remove(tmp)
@@ -219,7 +238,72 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	return ln, nil
 }
 
+// AuditRecord is one mutating API call: what, by whom, with what outcome.
+type AuditRecord struct {
+	Method, Path string
+	// UID, GID and PID are the caller's, from the socket's peer
+	// credentials; -1 when unknown.
+	UID, GID, PID int
+	Status        int
+}
+
+type peerKey struct{}
+
+// withPeer stores the connection's peer credentials in its context.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	cred := peerCred(c)
+	return context.WithValue(ctx, peerKey{}, cred)
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming responses (pull progress) working.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// audited calls Audit after every mutating request.
+func (s *Server) audited(h http.Handler) http.Handler {
+	if s.cfg.Audit == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		p, _ := r.Context().Value(peerKey{}).(peer)
+		s.cfg.Audit(AuditRecord{Method: r.Method, Path: r.URL.Path, UID: p.uid, GID: p.gid, PID: p.pid, Status: rec.status})
+	})
+}
+
 func (s *Server) routes() http.Handler {
+	return s.audited(s.mux())
+}
+
+func (s *Server) mux() http.Handler {
 	mux := http.NewServeMux()
 	b := s.cfg.Backend
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {

@@ -44,6 +44,7 @@ type fileConfig struct {
 	DNSUpstreams       []string `json:"dns_upstreams"`
 	DNSTTL             *uint32  `json:"dns_ttl"`
 	Metrics            *string  `json:"metrics"`
+	SocketGroup        *string  `json:"socket_group"`
 	// EventHandlers and EventHandlerTimeout mirror --event-handler (one
 	// string per handler) and --event-handler-timeout (a duration, "30s").
 	EventHandlers       []string `json:"event_handlers"`
@@ -75,7 +76,7 @@ func parseFileConfig(b []byte) (fileConfig, error) {
 type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
 	containerd, registryAuth                                   string
-	overlay, subnet, domain, dns, metrics                      string
+	overlay, subnet, domain, dns, metrics, socketGroup         string
 	dnsUpstreams                                               []string
 	vni                                                        int
 	dnsTTL                                                     uint32
@@ -104,8 +105,8 @@ Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
 token, join ["addr"], profile, containerd, insecure_registries ["host:port"],
 registry_auth, overlay, subnet, vni, domain, dns, dns_upstreams [".."],
-dns_ttl, metrics, event_handlers [".."], event_handler_timeout, log_level,
-log_format), then flags.
+dns_ttl, metrics, socket_group, event_handlers [".."], event_handler_timeout,
+log_level, log_format), then flags.
 
 The overlay: each node claims a /24 of --overlay for its replicas (the
 first choice derived from its name, conflicts settled by gossip: the
@@ -164,6 +165,7 @@ falls behind loses events (counted and logged); the agent never waits.`,
 	fl.StringVar(&f.dns, "dns", def.DNS.String(), "host DNS listener IP:PORT, UDP and TCP; \"none\" turns it off (replicas' DNS on the gateway stays)")
 	fl.StringArrayVar(&f.dnsUpstreams, "dns-upstream", nil, "resolver IP[:PORT] for names outside the domain (repeatable; default: /etc/resolv.conf's nameservers)")
 	fl.Uint32Var(&f.dnsTTL, "dns-ttl", 0, "TTL of the cluster's DNS records in seconds (default 5: replicas move)")
+	fl.StringVar(&f.socketGroup, "socket-group", "", "group (name or ID) whose members may use the API socket (0660); default: root only (0600)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://IP:PORT/metrics (off by default; no authentication: keep it on loopback)")
 	fl.StringArrayVar(&f.eventHandlers, "event-handler", nil, "run COMMAND (/bin/sh -c) for each event, as [TYPE[:ACTION]=]COMMAND, with the event's JSON on stdin and ORCH_EVENT_* set (repeatable)")
 	fl.DurationVar(&f.eventHandlerTimeout, "event-handler-timeout", def.EventHandlerTimeout, "longest run of an event handler's command; then its process group is killed")
@@ -203,6 +205,7 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("domain", &f.domain, fc.Domain)
 		set("dns", &f.dns, fc.DNS)
 		set("metrics", &f.metrics, fc.Metrics)
+		set("socket-group", &f.socketGroup, fc.SocketGroup)
 		if fc.EventHandlers != nil && !fs.Changed("event-handler") {
 			f.eventHandlers = fc.EventHandlers
 		}
@@ -262,6 +265,7 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		}
 		cfg.EventHandlers = append(cfg.EventHandlers, h)
 	}
+	cfg.SocketGroup = f.socketGroup
 	if f.metrics != "" {
 		ap, err := netip.ParseAddrPort(f.metrics)
 		if err != nil {

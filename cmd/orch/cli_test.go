@@ -605,7 +605,7 @@ func parseAgentFlags(t *testing.T, args ...string) (agentFlags, *pflag.FlagSet) 
 		token: get("token"), profile: get("profile"), configFile: get("config"), containerd: get("containerd"),
 		logLevel: get("log-level"), logFormat: get("log-format"),
 		labels: getArray("label"), join: getArray("join"),
-		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"), dns: get("dns"), metrics: get("metrics"),
+		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"), dns: get("dns"), metrics: get("metrics"), socketGroup: get("socket-group"),
 	}
 	vni, err := fs.GetInt("vni")
 	if err != nil {
@@ -795,7 +795,7 @@ func TestAgentFlags_EventHandlers(t *testing.T) {
 			t.Fatalf("toConfig = %v, want a usage error", err)
 		}
 		for _, want := range []string{
-			`--event-handler: event handler "bogus=true": unknown event type "bogus": want one of member, service, task, node, image, network, health, cluster, stream`,
+			`--event-handler: event handler "bogus=true": unknown event type "bogus": want one of member, service, task, node, image, network, health, cluster, api, stream`,
 			`--event-handler: event handler "member=": empty command`,
 		} {
 			if !strings.Contains(err.Error(), want) {
