@@ -105,8 +105,8 @@ func TestAPIAccess(t *testing.T) {
 		t.Fatalf("socket with --socket-group: %v, %v; want mode 0660", fi.Mode(), err)
 	}
 	events := exec.Command(orchBin(t), "--socket", gsock, "events", "--filter", "type=api")
-	var evOut strings.Builder
-	events.Stdout = &evOut
+	evOut := &eventLog{} // written by exec's copier, read below: locked
+	events.Stdout = evOut
 	if err := events.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestAPIAccess(t *testing.T) {
 		t.Fatalf("a member of the socket group: exit %d: %s", code, out)
 	}
 	lab.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
-		s := evOut.String()
+		s := strings.Join(evOut.lines(), "\n")
 		if !strings.Contains(s, `"subject":"POST /v1/services"`) || !strings.Contains(s, `"uid":"65534"`) || !strings.Contains(s, `"status":"201"`) && !strings.Contains(s, `"status":"200"`) {
 			return fmt.Errorf("no api call event naming uid 65534: %q", s)
 		}

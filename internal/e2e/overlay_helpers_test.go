@@ -296,7 +296,16 @@ func (w *wnode) replicasOf(t *testing.T, service string) []replicaInfo {
 		var info struct {
 			Labels map[string]string `json:"Labels"`
 		}
-		if err := json.Unmarshal([]byte(w.ctr(t, "containers", "info", id)), &info); err != nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		b, err := exec.CommandContext(ctx, "ctr", "-a", w.ctd.Socket, "-n", "orch", "containers", "info", id).CombinedOutput()
+		cancel()
+		if err != nil && strings.Contains(string(b), "not found") {
+			continue // removed since the listing (a replica going away)
+		}
+		if err != nil {
+			t.Fatalf("ctr containers info %s on %s: %v: %s", id, w.name, err, b)
+		}
+		if err := json.Unmarshal(b, &info); err != nil {
 			t.Fatalf("container info %s: %v", id, err)
 		}
 		if info.Labels["orch.service"] != service {
