@@ -164,7 +164,12 @@ func (r *reconciler) once(ctx context.Context) error {
 	// after a loss: when a node is cut off, it sees its peers fail one by
 	// one, and between the first and the last it would still count as a
 	// majority and take over slots.
-	minority := r.minority() || a.settling()
+	// Nor before this node's first store sync with a peer: a restarted
+	// node does not have the others' claims yet (nobody keeps another
+	// node's owned entries across a restart), would see their slots as
+	// free, and its newer claims would win over healthy replicas.
+	unsynced := !a.node.Synced() && hasOrchPeer(a.node.Members(), a.cfg.Name)
+	minority := r.minority() || a.settling() || unsynced
 	now := time.Now()
 	damping := a.damping(now)
 	deferred := 0

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -56,6 +57,8 @@ type Node struct {
 	log *slog.Logger
 
 	syncStats syncCounters
+	// synced is set by the first completed store sync with a peer.
+	synced atomic.Bool
 	// keyring is the gossip keyring serf runs with; key rotations change
 	// it in place.
 	keyring   *memberlist.Keyring
@@ -117,6 +120,12 @@ func (n *Node) Addr() netip.AddrPort {
 	}
 	return n.mux.Addr()
 }
+
+// Synced reports whether a store sync with another member has completed
+// since the node started: until then its store may lack the others' owned
+// entries (their claims), which a node does not keep for them across a
+// restart.
+func (n *Node) Synced() bool { return n.synced.Load() }
 
 // Stats are counters of the node's gossip, for metrics.
 type Stats struct {

@@ -170,6 +170,9 @@ func (n *Node) syncLogged(ctx context.Context, m Member) {
 	start := time.Now()
 	got, sent, err := n.syncWith(ctx, m.Addr.String())
 	n.syncStats.record(time.Since(start), err)
+	if err == nil {
+		n.synced.Store(true)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Warn("store sync failed", "peer", m.Name, "err", err)
@@ -250,6 +253,7 @@ func (n *Node) serveSync(raw net.Conn) {
 		return
 	}
 	n.store.merge(back.Entries)
+	n.synced.Store(true)
 }
 
 // servePush applies pushed entries.
