@@ -93,7 +93,10 @@ func TestHeal(t *testing.T) {
 	sort.Strings(want)
 	for _, w := range ws {
 		h := w.host
-		lab.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		// 30 s: a record delta lost under churn (the flapping service
+		// writes every probe) is repaired by anti-entropy, every 10 s
+		// with a random peer; seen once in CI, see the closing note.
+		lab.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 			if got := digShort(t, h, "@127.0.0.1", "-p", "8600", "web.svc.orch"); !slices.Equal(got, want) {
 				return fmt.Errorf("web.svc.orch on %s = %v, want %v", h.Name, got, want)
 			}
