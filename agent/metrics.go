@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -133,18 +134,8 @@ func (w *promWriter) histogram(name string, h *histogram, labels ...string) {
 
 // counts writes one sample per key of m, sorted, with the key as label.
 func counts[V int | uint64](w *promWriter, name, label string, m map[string]V) {
-	for _, k := range slices.Sorted(mapsKeys(m)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		w.sample(name, float64(m[k]), label, k)
-	}
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
@@ -197,14 +188,8 @@ func (a *Agent) writeMetrics() []byte {
 	counts(&w, "orch_replicas_health", "health", health)
 
 	a.metrics.mu.Lock()
-	probes := make(map[[2]string]uint64, len(a.metrics.probes))
-	for k, v := range a.metrics.probes {
-		probes[k] = v
-	}
-	lat := make(map[string]*histogram, len(a.metrics.probeLatency))
-	for k, v := range a.metrics.probeLatency {
-		lat[k] = v
-	}
+	probes := maps.Clone(a.metrics.probes)
+	lat := maps.Clone(a.metrics.probeLatency)
 	a.metrics.mu.Unlock()
 	w.family("orch_health_probes_total", "counter", "Health probes run, by kind and result (healthy, unhealthy, timeout).")
 	keys := make([][2]string, 0, len(probes))
@@ -216,7 +201,7 @@ func (a *Agent) writeMetrics() []byte {
 		w.sample("orch_health_probes_total", float64(probes[k]), "kind", k[0], "result", k[1])
 	}
 	w.family("orch_health_probe_duration_seconds", "histogram", "Health probe latency, by kind.")
-	for _, k := range slices.Sorted(mapsKeys(lat)) {
+	for _, k := range slices.Sorted(maps.Keys(lat)) {
 		w.histogram("orch_health_probe_duration_seconds", lat[k], "kind", k)
 	}
 
