@@ -1,13 +1,11 @@
 package netplane
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"github.com/orchproject/orch/internal/netnsthread"
 )
 
 // ensureSysctl sets the sysctl at key (a path under /proc/sys, such as
@@ -51,34 +49,5 @@ func inNetNS(nsPath string, fn func() error) error {
 	if nsPath == "" {
 		return fn()
 	}
-	errc := make(chan error, 1) // buffered: the goroutine must finish even if nobody reads
-	go func() {
-		runtime.LockOSThread()
-		errc <- func() error {
-			target, err := netns.GetFromPath(nsPath)
-			if err != nil {
-				runtime.UnlockOSThread()
-				return fmt.Errorf("open network namespace %s: %w", nsPath, err)
-			}
-			defer target.Close()
-			home, err := netns.Get()
-			if err != nil {
-				runtime.UnlockOSThread()
-				return fmt.Errorf("open the thread's own network namespace: %w", err)
-			}
-			defer home.Close()
-			if err := netns.Set(target); err != nil {
-				runtime.UnlockOSThread() // still at home
-				return fmt.Errorf("enter network namespace %s: %w", nsPath, err)
-			}
-			ferr := fn()
-			if err := netns.Set(home); err != nil {
-				// Stay locked: the thread is discarded with the goroutine.
-				return errors.Join(ferr, fmt.Errorf("return from network namespace %s: %w", nsPath, err))
-			}
-			runtime.UnlockOSThread()
-			return ferr
-		}()
-	}()
-	return <-errc
+	return netnsthread.Do(nsPath, fn)
 }

@@ -8,17 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/orchproject/orch/agent/api"
 	"github.com/orchproject/orch/internal/lab"
+	"github.com/orchproject/orch/internal/netnsthread"
 	"github.com/orchproject/orch/netplane"
 )
 
@@ -245,41 +243,9 @@ func rootHasNoOrchDevices(t *testing.T) {
 	}
 }
 
-// inNetNS runs f on a thread switched into the network namespace at path,
-// for opening sockets there (a socket stays in the namespace it was made
-// in), and switches it back before unlocking it; a thread that cannot go
-// back stays locked and dies with its goroutine.
-func inNetNS(path string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- func() error {
-			target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				runtime.UnlockOSThread()
-				return err
-			}
-			defer unix.Close(target)
-			home, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				runtime.UnlockOSThread()
-				return err
-			}
-			defer unix.Close(home)
-			if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-				runtime.UnlockOSThread()
-				return fmt.Errorf("enter %s: %w", path, err)
-			}
-			ferr := f()
-			if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("return from %s: %w", path, err)
-			}
-			runtime.UnlockOSThread()
-			return ferr
-		}()
-	}()
-	return <-errc
-}
+// inNetNS runs f in the network namespace at path, for opening sockets
+// there (a socket stays in the namespace it was made in).
+func inNetNS(path string, f func() error) error { return netnsthread.Do(path, f) }
 
 // replicaInfo is one running replica as its node's containerd shows it.
 type replicaInfo struct {

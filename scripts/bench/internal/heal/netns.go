@@ -8,49 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/orchproject/orch/internal/netnsthread"
 )
 
-// inNetNS runs f on an OS thread switched into the network namespace at
-// path: sockets f creates belong to that namespace for good, whichever
-// thread later uses them. The thread is switched back before it is
-// unlocked; if that fails it stays locked and dies with its goroutine, so
-// no thread of this process is ever left in another namespace.
-func inNetNS(path string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- func() error {
-			target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				runtime.UnlockOSThread()
-				return err
-			}
-			defer unix.Close(target)
-			home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				runtime.UnlockOSThread()
-				return err
-			}
-			defer unix.Close(home)
-			if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-				runtime.UnlockOSThread()
-				return fmt.Errorf("enter %s: %w", path, err)
-			}
-			ferr := f()
-			if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("return from %s: %w", path, err) // the thread dies locked
-			}
-			runtime.UnlockOSThread()
-			return ferr
-		}()
-	}()
-	return <-errc
-}
+// inNetNS runs f in the network namespace at path, for opening sockets
+// there (a socket stays in the namespace it was made in).
+func inNetNS(path string, f func() error) error { return netnsthread.Do(path, f) }
 
 // dialIn opens a connection from inside the network namespace at path.
 func dialIn(ctx context.Context, path, network, addr string) (net.Conn, error) {
