@@ -113,7 +113,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Containerd != "" && cfg.Containerd != ContainerdNone {
 		rt, err := runtime.New(runtime.Config{
 			Address:            cfg.Containerd,
-			StateDir:           filepath.Join(cfg.DataDir, "runtime"),
+			StateDir:           runtimeStateDir(cfg),
 			InsecureRegistries: cfg.InsecureRegistries,
 			AuthFile:           cfg.RegistryAuth,
 			Logger:             lg,
@@ -319,6 +319,9 @@ func (a *Agent) Leave(ctx context.Context) error {
 	return nil
 }
 
+// runtimeStateDir is the runtime's state under the data dir.
+func runtimeStateDir(cfg Config) string { return filepath.Join(cfg.DataDir, "runtime") }
+
 // afterLeave removes what the node ran for the cluster it left: its
 // replicas and the overlay devices. A node that stops without leaving
 // keeps both, to adopt them when it returns.
@@ -339,6 +342,9 @@ func (a *Agent) afterLeave() {
 			})
 		}
 		wg.Wait()
+		if err := runtime.CleanupSecrets(runtimeStateDir(a.cfg)); err != nil {
+			a.log.Warn("unmount secrets after leaving", "err", err)
+		}
 	}
 	if a.net != nil {
 		if err := a.net.cleanup(); err != nil {

@@ -51,7 +51,7 @@ const (
 
 // EventHandlerTypes are the event types a handler may filter on.
 var EventHandlerTypes = []events.Type{
-	events.TypeMember, typeService, typeTask, typeNode, typeImage, typeNetwork, typeHealth, typeCluster, typeAPI, events.TypeStream,
+	events.TypeMember, typeService, typeTask, typeNode, typeImage, typeNetwork, typeHealth, typeCluster, typeSecret, typeAPI, events.TypeStream,
 }
 
 // handlerFilterRE matches the text before the first '=' of a handler that

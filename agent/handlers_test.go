@@ -46,7 +46,7 @@ func TestParseEventHandler(t *testing.T) {
 		{in: "   ", wantErr: "empty command"},
 		{in: "member=", wantErr: "empty command"},
 		{in: "member:failed= ", wantErr: "empty command"},
-		{in: "members=cat", wantErr: `unknown event type "members": want one of member, service, task, node, image, network, health, cluster, api, stream`},
+		{in: "members=cat", wantErr: `unknown event type "members": want one of member, service, task, node, image, network, health, cluster, secret, api, stream`},
 		{in: "x=1 ./notify", wantErr: `unknown event type "x"`},
 	}
 	for _, tt := range tests {
@@ -92,7 +92,7 @@ func TestConfigValidate_EventHandlers(t *testing.T) {
 		t.Fatal("Validate accepted bad event handlers")
 	}
 	for _, want := range []string{
-		`event handler 2 ("bogus=true"): unknown event type "bogus": want one of member, service, task, node, image, network, health, cluster, api, stream`,
+		`event handler 2 ("bogus=true"): unknown event type "bogus": want one of member, service, task, node, image, network, health, cluster, secret, api, stream`,
 		`event handler 3`, `without a type`,
 		`event handler 4`, `empty command`,
 		`event handler timeout -1s`,

@@ -554,7 +554,7 @@ func (o *overlay) cleanup() error {
 		o.plane = nil
 	}
 	o.mu.Unlock()
-	errs := []error{CleanupNetwork(o.a.cfg)}
+	errs := []error{removeOverlayDevices(o.a.cfg)}
 	for _, f := range []string{networkFile, ipamFileName} {
 		if err := os.Remove(filepath.Join(o.a.cfg.DataDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
@@ -563,11 +563,15 @@ func (o *overlay) cleanup() error {
 	return errors.Join(errs...)
 }
 
-// CleanupNetwork removes the overlay devices orch made on this host (the
-// bridge, the VXLAN device and the host ends of replicas' veths; routes,
-// neighbours and FDB entries go with them). It is what `orch agent
-// --cleanup` runs.
-func CleanupNetwork(cfg Config) error {
+// CleanupHost removes what orch set up on this host outside its data:
+// the overlay devices (the bridge, the VXLAN device and the host ends of
+// replicas' veths; routes, neighbours and FDB entries go with them) and
+// the secrets tmpfs. It is what `orch agent --cleanup` runs.
+func CleanupHost(cfg Config) error {
+	return errors.Join(removeOverlayDevices(cfg), runtime.CleanupSecrets(runtimeStateDir(cfg)))
+}
+
+func removeOverlayDevices(cfg Config) error {
 	if err := netplane.Cleanup(netplane.Config{VNI: cfg.VNI}); err != nil {
 		return fmt.Errorf("remove overlay devices: %w", err)
 	}

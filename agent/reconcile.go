@@ -61,6 +61,7 @@ type reconciler struct {
 	services   map[string]string // name → version, as last reported
 	tasks      map[string]string // task key → node, as last reported
 	pending    map[string]string // task key → reason, as last reported
+	secrets    map[string]bool   // secret names, as last reported
 }
 
 // clusterView is the cluster's state read from one store snapshot, with
@@ -70,6 +71,7 @@ type clusterView struct {
 	services  map[string]serviceState
 	tasks     []taskRecord
 	placement map[placeSlot]placeResult
+	secrets   map[string]secretRecord
 }
 
 // readCluster takes a snapshot of the store and computes placement.
@@ -82,6 +84,7 @@ func (a *Agent) readCluster() clusterView {
 		services:  svcs,
 		tasks:     tasks,
 		placement: place(placementInput(a.node.Members(), svcs, tasks)),
+		secrets:   decodeSecrets(snap.Tables[tableSecrets]),
 	}
 }
 
@@ -154,6 +157,7 @@ func (r *reconciler) once(ctx context.Context) error {
 	// Report what changed in the cluster's state before acting on it, so
 	// a slot's "assigned" precedes what its node then reports of it.
 	r.report(svcs, tasks, res)
+	r.reportSecrets(cv.secrets)
 	held, resume := rollingHolds(svcs, tasks, res, time.Now())
 	if !resume.IsZero() && !resume.Equal(r.resumeAt) {
 		// One timer per resume time, not one per pass while it waits.

@@ -33,6 +33,9 @@ func (b backend) decodeSpec(ctx context.Context, raw json.RawMessage) (*spec.Ser
 	if err != nil {
 		return nil, nil, api.BadRequest(err)
 	}
+	if err := b.a.checkSecretsExist(s); err != nil {
+		return nil, nil, err
+	}
 	b.a.pinImages(ctx, s)
 	canon, err := s.Marshal()
 	if err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,22 @@ func replicaSpec(node string, s *spec.Service, slot int, version string) runtime
 			MemoryBytes: int64(c.Resources.Memory), CPUMillis: int64(c.Resources.CPU),
 		}
 		for _, e := range c.Env {
+			if e.ValueFrom != nil {
+				cs.EnvSecrets = append(cs.EnvSecrets, runtime.EnvSecret{Var: e.Name, Secret: e.ValueFrom.Secret})
+				continue
+			}
 			cs.Env = append(cs.Env, e.Name+"="+e.Value)
+		}
+		uid, gid := runtime.SecretOwner(c.User)
+		for _, sr := range c.Secrets {
+			f := runtime.SecretFile{Secret: sr.Name, File: cmp.Or(sr.Target, sr.Name), UID: uid, GID: gid}
+			if sr.UID != nil {
+				f.UID = *sr.UID
+			}
+			if sr.GID != nil {
+				f.GID = *sr.GID
+			}
+			cs.Secrets = append(cs.Secrets, f)
 		}
 		rs.Containers = append(rs.Containers, cs)
 	}
@@ -311,7 +327,12 @@ func (a *Agent) startSlot(ctx context.Context, rs runtime.ReplicaSpec, run slotR
 		rs.Network = n
 		run.Addr = n.Addr.Addr().String()
 	}
-	err := a.rt.StartReplica(ctx, rs)
+	// Secrets are opened only here, on the node that starts the replica,
+	// and only for as long as the start takes.
+	err := a.resolveSecrets(&rs)
+	if err == nil {
+		err = a.rt.StartReplica(ctx, rs)
+	}
 	if errors.Is(err, runtime.ErrNotFound) {
 		if perr := a.pullImages(ctx, rs); perr != nil {
 			err = fmt.Errorf("%w: %v", runtime.ErrNotFound, perr)

@@ -93,6 +93,8 @@ type Backend interface {
 	// returns the new token; the old one no longer admits nodes.
 	RotateToken(ctx context.Context) (string, error)
 	KeyOp(ctx context.Context, op string, key string) (KeyResult, error)
+
+	SecretBackend
 }
 
 // Key operations of [Backend.KeyOp].
@@ -352,6 +354,7 @@ func (s *Server) mux() http.Handler {
 		res, err := b.KeyOp(r.Context(), op, req.Key)
 		s.reply(w, res, err)
 	})
+	s.secretRoutes(mux)
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.ListServices(r.Context())
 		s.reply(w, v, err)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -52,6 +53,12 @@ type ContainerSpec struct {
 	ReadOnlyRoot  bool
 	MemoryBytes   int64 // 0: no limit
 	CPUMillis     int64 // 0: no limit
+	// Secrets are files in /run/secrets, on tmpfs. Their values are not
+	// part of the container's identity: a spec version change (or
+	// nothing) replaces a container, never a secret's value.
+	Secrets []SecretFile
+	// EnvSecrets are variables set from secrets, after Env.
+	EnvSecrets []EnvSecret
 }
 
 // ReplicaSpec is one replica to run.
@@ -253,7 +260,14 @@ func (r *Runtime) StartReplica(ctx context.Context, spec ReplicaSpec) error {
 		}
 	}
 	for i, cs := range spec.Containers {
-		if err := r.ensureContainer(ctx, c, spec, cs, imgs[i], nsPath, files); err != nil {
+		secrets, err := r.writeSecrets(id, cs)
+		if err != nil {
+			if created && i == 0 {
+				netns.LoadNetNS(nsPath).Remove()
+			}
+			return fmt.Errorf("replica %s: %w", id, err)
+		}
+		if err := r.ensureContainer(ctx, c, spec, cs, imgs[i], nsPath, append(slices.Clip(files), secrets...)); err != nil {
 			if created && i == 0 {
 				// Nothing refers to the new namespace yet.
 				netns.LoadNetNS(nsPath).Remove()
@@ -364,8 +378,12 @@ func specOpts(img client.Image, spec ReplicaSpec, cs ContainerSpec, nsPath strin
 	case len(cs.Args) > 0:
 		opts = append(opts, oci.WithImageConfigArgs(img, cs.Args))
 	}
-	if len(cs.Env) > 0 {
-		opts = append(opts, oci.WithEnv(cs.Env))
+	if len(cs.Env) > 0 || len(cs.EnvSecrets) > 0 {
+		env := slices.Clip(cs.Env)
+		for _, e := range cs.EnvSecrets {
+			env = append(env, e.Var+"="+e.Value)
+		}
+		opts = append(opts, oci.WithEnv(env))
 	}
 	if cs.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(cs.WorkingDir))
@@ -495,6 +513,9 @@ func (r *Runtime) RemoveReplica(ctx context.Context, id string, grace time.Durat
 		}
 		if err := os.RemoveAll(filepath.Join(netFilesDir(r.cfg.StateDir), id)); err != nil {
 			errs = append(errs, fmt.Errorf("remove network files of %s: %w", id, err))
+		}
+		if err := r.removeSecrets(id); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

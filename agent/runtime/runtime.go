@@ -84,6 +84,8 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	client *client.Client // nil until the first successful connect
+
+	secretsMu sync.Mutex // serializes mounting the secrets tmpfs
 }
 
 // New validates cfg. It does not connect: containerd may start later, and

@@ -276,6 +276,23 @@ func TestRuntime_SecurityDefaults(t *testing.T) {
 	if !slices.Contains(caps, "CAP_CHOWN") || len(caps) > 16 {
 		t.Errorf("bounding set %v is not Docker's default set", caps)
 	}
+	if len(s.Process.Capabilities.Ambient) != 0 {
+		t.Errorf("ambient capabilities %v", s.Process.Capabilities.Ambient)
+	}
+	// Not privileged: the kernel's sensitive paths stay masked and
+	// read-only, no host device is passed through, and no bind mount
+	// reaches outside the runtime's own state.
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Errorf("masked %v, read-only %v: want the default masks", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	if len(s.Linux.Devices) != 0 {
+		t.Errorf("devices passed through: %v", s.Linux.Devices)
+	}
+	for _, m := range s.Mounts {
+		if m.Type == "bind" && !strings.HasPrefix(m.Source, rt.cfg.StateDir) {
+			t.Errorf("bind mount of host path %s at %s", m.Source, m.Destination)
+		}
+	}
 	if !s.Root.Readonly {
 		t.Error("root file system is writable despite ReadOnlyRoot")
 	}

@@ -28,6 +28,8 @@ type Flags struct {
 	// Env (--env NAME=VALUE, repeatable); a later NAME wins, as in Docker.
 	// The CLI's own environment is never copied: NAME alone is an error.
 	Env []string
+	// Secrets (--secret, repeatable), see [ParseSecretFlag].
+	Secrets []string
 	// Ports (--port [NAME:]PORT[/PROTO], repeatable). Without NAME the
 	// port is named "p" PORT, plus "-udp" for udp: "p8080", "p53-udp".
 	// There are no host ports: each replica has its own address.
@@ -88,6 +90,7 @@ var createFlagPaths = []struct{ path, flag string }{
 	{"containers[0].args", "COMMAND"},
 	{"containers[0].env", "--env"},
 	{"containers[0].ports", "--port"},
+	{"containers[0].secrets", "--secret"},
 	{"containers[0].user", "--user"},
 	{"containers[0].workingDir", "--workdir"},
 	{"containers[0].healthCheck.test", "--health-cmd"},
@@ -139,6 +142,14 @@ func BuildFromFlags(f Flags) (*Service, error) {
 			continue
 		}
 		c.Ports = append(c.Ports, port)
+	}
+	for _, sf := range f.Secrets {
+		sr, err := ParseSecretFlag(sf)
+		if err != nil {
+			ps.add(flagPath("--secret", sf), "%v", err)
+			continue
+		}
+		c.Secrets = append(c.Secrets, sr)
 	}
 	if f.Memory != "" {
 		if v, err := ParseByteSize(f.Memory); err != nil {
@@ -287,6 +298,43 @@ func ParsePortFlag(s string) (Port, error) {
 	return p, nil
 }
 
+// ParseSecretFlag parses Docker's --secret syntax: NAME, or
+// source=NAME[,target=FILE][,uid=N][,gid=N].
+func ParseSecretFlag(s string) (SecretRef, error) {
+	if !strings.Contains(s, "=") {
+		return SecretRef{Name: s}, nil
+	}
+	var sr SecretRef
+	for part := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return SecretRef{}, fmt.Errorf("%q is not KEY=VALUE (want source=NAME[,target=FILE][,uid=N][,gid=N])", part)
+		}
+		switch k {
+		case "source", "src":
+			sr.Name = v
+		case "target":
+			sr.Target = v
+		case "uid", "gid":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return SecretRef{}, fmt.Errorf("%s=%q is not a number", k, v)
+			}
+			if k == "uid" {
+				sr.UID = &n
+			} else {
+				sr.GID = &n
+			}
+		default:
+			return SecretRef{}, fmt.Errorf("unknown key %q (want source, target, uid or gid)", k)
+		}
+	}
+	if sr.Name == "" {
+		return SecretRef{}, fmt.Errorf("source=NAME is required")
+	}
+	return sr, nil
+}
+
 func parseEnvFlag(s string) (EnvVar, error) {
 	name, value, ok := strings.Cut(s, "=")
 	if !ok {
@@ -299,7 +347,7 @@ func parseEnvFlag(s string) (EnvVar, error) {
 func setEnv(env []EnvVar, e EnvVar) []EnvVar {
 	for i := range env {
 		if env[i].Name == e.Name {
-			env[i].Value = e.Value
+			env[i] = e
 			return env
 		}
 	}

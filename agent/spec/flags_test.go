@@ -44,7 +44,7 @@ func TestBuildFromFlags(t *testing.T) {
 			Image:   "nginx:1.27",
 			Command: []string{"/docker-entrypoint.sh"},
 			Args:    []string{"nginx", "-g", "daemon off;"},
-			Env:     []EnvVar{{"A", "2"}, {"B", ""}, {"C", "x=y"}},
+			Env:     []EnvVar{{Name: "A", Value: "2"}, {Name: "B", Value: ""}, {Name: "C", Value: "x=y"}},
 			Ports: []Port{
 				{Name: "http", ContainerPort: 80, Protocol: ProtocolTCP},
 				{Name: "p8443", ContainerPort: 8443, Protocol: ProtocolTCP},

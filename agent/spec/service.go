@@ -91,6 +91,33 @@ type Container struct {
 	// HealthCheck probes the container; nil means the image's own
 	// HEALTHCHECK, if any.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	// Secrets are cluster secrets (`orch secret create`) given to the
+	// container as files under [SecretsDir], on tmpfs, mode 0400.
+	Secrets []SecretRef `json:"secrets,omitempty"`
+}
+
+// SecretsDir is where a container finds its secrets' files.
+const SecretsDir = "/run/secrets"
+
+// SecretRef gives a container one cluster secret as a file.
+type SecretRef struct {
+	// Name names the secret. Required; it must exist when the service is
+	// created or updated.
+	Name string `json:"name"`
+	// Target is the file's name in [SecretsDir]: one path element. Empty
+	// means Name.
+	Target string `json:"target,omitempty"`
+	// UID and GID own the file. Nil means the container's user when it is
+	// numeric (UID or UID:GID), else 0: the file's mode is 0400, so a
+	// container that runs as a named non-root user needs them set.
+	UID *int `json:"uid,omitempty"`
+	GID *int `json:"gid,omitempty"`
+}
+
+// EnvSource names where an environment variable's value comes from.
+type EnvSource struct {
+	// Secret names a cluster secret whose value becomes the variable's.
+	Secret string `json:"secret"`
 }
 
 // EnvVar is one environment variable.
@@ -100,6 +127,12 @@ type EnvVar struct {
 	Name string `json:"name"`
 	// Value may be empty; it must not contain NUL.
 	Value string `json:"value"`
+	// ValueFrom takes the value from a cluster secret at start instead;
+	// Value must then be empty. This is the weaker choice: the value sits
+	// in the container's environment, readable wherever the process's
+	// environment is (/proc, containerd's metadata, crash dumps). Prefer
+	// [Container.Secrets].
+	ValueFrom *EnvSource `json:"valueFrom,omitempty"`
 }
 
 // Protocol is a port's transport protocol.
@@ -268,6 +301,11 @@ func (s *Service) Normalize() {
 				c.Ports[j].Protocol = DefaultProtocol
 			}
 		}
+		for j := range c.Secrets {
+			if c.Secrets[j].Target == "" {
+				c.Secrets[j].Target = c.Secrets[j].Name
+			}
+		}
 		if h := c.HealthCheck; h != nil && h.probes() {
 			if h.Interval == 0 {
 				h.Interval = DefaultHealthInterval
@@ -310,6 +348,24 @@ func (h *HealthCheck) probes() bool {
 	return len(h.Test) == 0 || h.Test[0] != TestNone || h.HTTP != nil || h.TCP != nil
 }
 
+// SecretNames returns the secrets s uses, as files or as environment
+// values, sorted, each once.
+func (s *Service) SecretNames() []string {
+	var names []string
+	for _, c := range s.Containers {
+		for _, sr := range c.Secrets {
+			names = append(names, sr.Name)
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil {
+				names = append(names, e.ValueFrom.Secret)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // Clone returns a deep copy of s; nil for nil.
 func (s *Service) Clone() *Service {
 	if s == nil {
@@ -332,7 +388,15 @@ func (c Container) clone() Container {
 	c.Command = slices.Clone(c.Command)
 	c.Args = slices.Clone(c.Args)
 	c.Env = slices.Clone(c.Env)
+	for i := range c.Env {
+		c.Env[i].ValueFrom = clonePtr(c.Env[i].ValueFrom)
+	}
 	c.Ports = slices.Clone(c.Ports)
+	c.Secrets = slices.Clone(c.Secrets)
+	for i := range c.Secrets {
+		c.Secrets[i].UID = clonePtr(c.Secrets[i].UID)
+		c.Secrets[i].GID = clonePtr(c.Secrets[i].GID)
+	}
 	if h := c.HealthCheck; h != nil {
 		hc := *h
 		hc.Test = slices.Clone(h.Test)

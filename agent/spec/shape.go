@@ -33,6 +33,25 @@ func checkShape(j []byte, ps *problems) {
 	}
 }
 
+// refusedFields are settings other orchestrators accept that would give a
+// container the host: orch has no such fields, on purpose. Keys are lower
+// case, matched case-insensitively; the reason goes into the error.
+var refusedFields = func() map[string]string {
+	m := map[string]string{}
+	for why, keys := range map[string][]string{
+		"orch never runs privileged containers":                               {"privileged", "allowprivilegeescalation", "securitycontext", "security_opt", "securityopt"},
+		"orch keeps containers to Docker's default capabilities":              {"capadd", "cap_add", "capabilities", "capdrop", "cap_drop"},
+		"orch never mounts host paths into containers; use secrets for files": {"volumes", "volumemounts", "mounts", "hostpath", "binds", "devices", "tmpfs"},
+		"orch never shares the host's namespaces":                             {"hostnetwork", "network_mode", "networkmode", "hostpid", "pid", "hostipc", "ipc", "userns_mode", "usernsmode", "uts"},
+		"orch does not change kernel settings for containers":                 {"sysctls", "ulimits", "seccompprofile", "apparmorprofile"},
+	} {
+		for _, k := range keys {
+			m[k] = why
+		}
+	}
+	return m
+}()
+
 type shapeWalker struct {
 	dec *json.Decoder
 	ps  *problems
@@ -75,6 +94,9 @@ func (w *shapeWalker) value(t reflect.Type, p string) error {
 				if strings.EqualFold(name, k) {
 					hint = " (field names are case-sensitive: did you mean " + strconv.Quote(name) + "?)"
 				}
+			}
+			if why, ok := refusedFields[strings.ToLower(k)]; ok {
+				hint = " (" + why + ")"
 			}
 			w.ps.add(p, "unknown field %q%s", k, hint)
 			return w.skip()

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -37,6 +38,11 @@ type UpdateFlags struct {
 	// PortRm (--port-rm NAME, PORT or PORT/PROTO) removes ports; PORT
 	// alone removes it for tcp and udp.
 	PortRm []string
+	// SecretAdd (--secret-add, see [ParseSecretFlag]) adds secrets,
+	// replacing one with the same target file.
+	SecretAdd []string
+	// SecretRm (--secret-rm NAME) removes the secret's files.
+	SecretRm []string
 }
 
 // containerFlags reports which of f's flags change the container rather
@@ -52,6 +58,8 @@ func (f UpdateFlags) containerFlags() []string {
 		{"--env-rm", len(f.EnvRm) > 0},
 		{"--port-add", len(f.PortAdd) > 0},
 		{"--port-rm", len(f.PortRm) > 0},
+		{"--secret-add", len(f.SecretAdd) > 0},
+		{"--secret-rm", len(f.SecretRm) > 0},
 	} {
 		if c.set {
 			out = append(out, c.flag)
@@ -65,6 +73,7 @@ var updateFlagPaths = []struct{ path, flag string }{
 	{"containers[0].image", "--image"},
 	{"containers[0].env", "--env-add"},
 	{"containers[0].ports", "--port-add"},
+	{"containers[0].secrets", "--secret-add"},
 	{"labels", "--label-add"},
 	{"placement.constraints", "--constraint-add"},
 }
@@ -128,6 +137,19 @@ func ApplyUpdate(s *Service, f UpdateFlags) (*Service, error) {
 				return q.Name == p.Name || q.ContainerPort == p.ContainerPort && protocolOf(q) == p.Protocol
 			})
 			c.Ports = append(c.Ports, p)
+		}
+		for _, name := range f.SecretRm {
+			c.Secrets = slices.DeleteFunc(c.Secrets, func(sr SecretRef) bool { return sr.Name == name })
+		}
+		for _, sa := range f.SecretAdd {
+			sr, err := ParseSecretFlag(sa)
+			if err != nil {
+				ps.add(flagPath("--secret-add", sa), "%v", err)
+				continue
+			}
+			target := cmp.Or(sr.Target, sr.Name)
+			c.Secrets = slices.DeleteFunc(c.Secrets, func(q SecretRef) bool { return cmp.Or(q.Target, q.Name) == target })
+			c.Secrets = append(c.Secrets, sr)
 		}
 	}
 	for _, k := range f.LabelRm {

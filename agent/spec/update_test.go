@@ -13,7 +13,7 @@ func oneContainer() *Service {
 		Containers: []Container{{
 			Name:  "web",
 			Image: "nginx:1.26",
-			Env:   []EnvVar{{"A", "1"}, {"B", "2"}},
+			Env:   []EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "2"}},
 			Ports: []Port{{Name: "http", ContainerPort: 80}, {Name: "dns", ContainerPort: 53, Protocol: ProtocolUDP}, {Name: "dns-tcp", ContainerPort: 53}},
 		}},
 		Labels:    map[string]string{"team": "web", "tier": "front"},
@@ -45,13 +45,13 @@ func TestApplyUpdate(t *testing.T) {
 			}
 		}},
 		{"env add, replace, remove", UpdateFlags{EnvAdd: []string{"C=3", "A=9"}, EnvRm: []string{"B", "MISSING"}}, func(t *testing.T, s *Service) {
-			want := []EnvVar{{"A", "9"}, {"C", "3"}}
+			want := []EnvVar{{Name: "A", Value: "9"}, {Name: "C", Value: "3"}}
 			if got := s.Containers[0].Env; !slices.Equal(got, want) {
 				t.Errorf("env %v, want %v", got, want)
 			}
 		}},
 		{"env rm then add the same", UpdateFlags{EnvRm: []string{"A"}, EnvAdd: []string{"A=new"}}, func(t *testing.T, s *Service) {
-			want := []EnvVar{{"B", "2"}, {"A", "new"}}
+			want := []EnvVar{{Name: "B", Value: "2"}, {Name: "A", Value: "new"}}
 			if got := s.Containers[0].Env; !slices.Equal(got, want) {
 				t.Errorf("env %v, want %v", got, want)
 			}

@@ -23,6 +23,8 @@ var (
 		)
 		return regexp.MustCompile(`^((?:` + host + `/)?` + component + `(?:/` + component + `)*)(?::` + tag + `)?(?:@` + digest + `)?$`)
 	}()
+	// secretNameRE is Docker's secret name rule.
+	secretNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	// envNameRE is a portable environment variable name.
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// portNameRE is an IANA service name, as Kubernetes checks port names;
@@ -31,6 +33,13 @@ var (
 	// userRE is USER, UID, USER:GROUP or UID:GID.
 	userRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$`)
 )
+
+// SecretNameRule says what [ValidSecretName] accepts.
+const SecretNameRule = "must be 1-64 characters A-Z, a-z, 0-9, '_', '.' and '-', starting with a letter or digit"
+
+// ValidSecretName reports whether s can name a secret. A valid name is also
+// a safe file name: no '/', and never "." or "..".
+func ValidSecretName(s string) bool { return secretNameRE.MatchString(s) }
 
 // maxImageName is the longest repository name (distribution/reference).
 const maxImageName = 255
@@ -175,6 +184,47 @@ func (c *Container) validate(p string, ps *problems) {
 		}
 		if strings.ContainsRune(e.Value, 0) {
 			ps.add(field(ep, "value"), "must not contain NUL")
+		}
+		if e.ValueFrom != nil {
+			switch {
+			case e.Value != "":
+				ps.add(field(ep, "valueFrom"), "give value or valueFrom, not both")
+			case e.ValueFrom.Secret == "":
+				ps.add(field(field(ep, "valueFrom"), "secret"), "required: the secret that holds the value")
+			case !ValidSecretName(e.ValueFrom.Secret):
+				ps.add(field(field(ep, "valueFrom"), "secret"), "%s, not %q", SecretNameRule, e.ValueFrom.Secret)
+			}
+		}
+	}
+	targets := map[string]string{}
+	for j, sr := range c.Secrets {
+		sp := index(field(p, "secrets"), j)
+		switch {
+		case sr.Name == "":
+			ps.add(field(sp, "name"), "required")
+		case !ValidSecretName(sr.Name):
+			ps.add(field(sp, "name"), "%s, not %q", SecretNameRule, sr.Name)
+		}
+		switch {
+		case sr.Target == "":
+		case !ValidSecretName(sr.Target):
+			// One plain file name: a secret never lands outside
+			// /run/secrets.
+			ps.add(field(sp, "target"), "must be a file name in %s (%s), not %q", SecretsDir, SecretNameRule, sr.Target)
+		default:
+			if first, dup := targets[sr.Target]; dup {
+				ps.add(field(sp, "target"), "duplicate file %q (also %s)", sr.Target, first)
+			} else {
+				targets[sr.Target] = sp
+			}
+		}
+		for _, id := range []struct {
+			name string
+			v    *int
+		}{{"uid", sr.UID}, {"gid", sr.GID}} {
+			if id.v != nil && (*id.v < 0 || *id.v > 1<<31-1) {
+				ps.add(field(sp, id.name), "must be 0-2147483647 (got %d)", *id.v)
+			}
 		}
 	}
 	for j, port := range c.Ports {

@@ -113,7 +113,8 @@ first choice derived from its name, conflicts settled by gossip: the
 earlier claim keeps it), remembers it in the data dir, and programs a
 bridge (orch0, the subnet's first address), a VXLAN device (orchvx, UDP
 4789) and a route, neighbour and FDB entry per peer. --cleanup removes
-those devices and exits; "orch leave" removes them too.
+those devices and the secrets tmpfs, and exits; "orch leave" removes them
+too.
 
 DNS: the agent answers SERVICE.svc.DOMAIN (running replicas), SLOT.SERVICE,
 _PORT._PROTO.SERVICE (SRV), NODE.node.DOMAIN and PTR, on --dns for the
@@ -137,7 +138,7 @@ falls behind loses events (counted and logged); the agent never waits.`,
 			}
 			cfg.Version = buildVersion()
 			if f.cleanup {
-				return agent.CleanupNetwork(cfg)
+				return agent.CleanupHost(cfg)
 			}
 			a, err := agent.New(cfg)
 			if err != nil {
@@ -169,7 +170,7 @@ falls behind loses events (counted and logged); the agent never waits.`,
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://IP:PORT/metrics (off by default; no authentication: keep it on loopback)")
 	fl.StringArrayVar(&f.eventHandlers, "event-handler", nil, "run COMMAND (/bin/sh -c) for each event, as [TYPE[:ACTION]=]COMMAND, with the event's JSON on stdin and ORCH_EVENT_* set (repeatable)")
 	fl.DurationVar(&f.eventHandlerTimeout, "event-handler-timeout", def.EventHandlerTimeout, "longest run of an event handler's command; then its process group is killed")
-	fl.BoolVar(&f.cleanup, "cleanup", false, "remove the overlay devices orch made on this host, then exit")
+	fl.BoolVar(&f.cleanup, "cleanup", false, "remove the overlay devices and secrets tmpfs orch made on this host, then exit")
 	fl.StringVar(&f.configFile, "config", "", "JSON config file; flags override its values")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")

@@ -795,7 +795,7 @@ func TestAgentFlags_EventHandlers(t *testing.T) {
 			t.Fatalf("toConfig = %v, want a usage error", err)
 		}
 		for _, want := range []string{
-			`--event-handler: event handler "bogus=true": unknown event type "bogus": want one of member, service, task, node, image, network, health, cluster, api, stream`,
+			`--event-handler: event handler "bogus=true": unknown event type "bogus": want one of member, service, task, node, image, network, health, cluster, secret, api, stream`,
 			`--event-handler: event handler "member=": empty command`,
 		} {
 			if !strings.Contains(err.Error(), want) {

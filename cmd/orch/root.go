@@ -116,6 +116,7 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newImageCmd(g),
 		logs,
 		newKeysCmd(g),
+		newSecretCmd(g),
 		newStatusCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(g),

@@ -21,6 +21,7 @@ func (s *serviceFlags) register(cmd *cobra.Command, withName bool) {
 	}
 	fl.IntVar(&s.replicas, "replicas", spec.DefaultReplicas, "number of replicas")
 	fl.StringArrayVarP(&f.Env, "env", "e", nil, "environment variable NAME=VALUE (repeatable)")
+	fl.StringArrayVar(&f.Secrets, "secret", nil, "give the container a secret as a file in /run/secrets: NAME or source=NAME[,target=FILE][,uid=N][,gid=N] (repeatable)")
 	fl.StringArrayVarP(&f.Ports, "port", "p", nil, "port [NAME:]PORT[/PROTO] (repeatable)")
 	fl.StringArrayVar(&f.Constraints, "constraint", nil, "placement constraint, e.g. node.label.zone==a (repeatable)")
 	fl.StringArrayVarP(&f.Labels, "label", "l", nil, "service label KEY=VALUE (repeatable)")
@@ -85,6 +86,8 @@ func (s *serviceUpdateFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.Image, "image", "", "the container's image")
 	fl.StringArrayVar(&f.EnvAdd, "env-add", nil, "set an environment variable NAME=VALUE (repeatable)")
 	fl.StringArrayVar(&f.EnvRm, "env-rm", nil, "remove an environment variable (repeatable)")
+	fl.StringArrayVar(&f.SecretAdd, "secret-add", nil, "add a secret file: NAME or source=NAME[,target=FILE][,uid=N][,gid=N] (repeatable)")
+	fl.StringArrayVar(&f.SecretRm, "secret-rm", nil, "remove a secret's file by secret NAME (repeatable)")
 	fl.StringArrayVar(&f.LabelAdd, "label-add", nil, "set a service label KEY=VALUE (repeatable)")
 	fl.StringArrayVar(&f.LabelRm, "label-rm", nil, "remove a service label (repeatable)")
 	fl.StringArrayVar(&f.ConstraintAdd, "constraint-add", nil, "add a placement constraint (repeatable)")
