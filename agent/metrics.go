@@ -172,6 +172,8 @@ func (a *Agent) writeMetrics() []byte {
 	w.sample("orch_store_syncs_total", float64(gs.SyncsFailed), "result", "failed")
 	w.family("orch_store_sync_seconds_total", "counter", "Time spent in successful anti-entropy syncs.")
 	w.sample("orch_store_sync_seconds_total", gs.SyncSeconds)
+	w.family("orch_store_gap_syncs_total", "counter", "Syncs started because this agent missed a numbered store delta.")
+	w.sample("orch_store_gap_syncs_total", float64(gs.GapSyncs))
 
 	replicas, health := map[string]int{}, map[string]int{}
 	for _, t := range decodeTasks(a.node.Store().Snapshot().Tables[tableTasks]) {

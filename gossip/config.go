@@ -127,6 +127,10 @@ type Config struct {
 	OnEvent func(MemberEvent)
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+
+	// dropDelta, set by tests, loses received deltas as gossip
+	// sometimes does.
+	dropDelta func(deltaMsg) bool
 }
 
 // DefaultConfig returns the defaults; Name, ID and DataDir are left empty.

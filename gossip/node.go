@@ -77,9 +77,11 @@ type Node struct {
 	left     bool
 	ueLimit  int // largest store delta sent as a serf user event
 
-	store   *Store
-	syncReq chan Member
-	pushQ   chan []Entry
+	store    *Store
+	syncReq  chan Member
+	pushQ    chan []Entry
+	deltas   deltaNumbers  // numbers this node's deltas
+	gapSyncs atomic.Uint64 // syncs started because a delta was missed
 
 	// rememberedPeers is how many peers the node remembered at start.
 	rememberedPeers int
@@ -103,6 +105,7 @@ func New(cfg Config) (*Node, error) {
 		store:   newStore(cfg.Name, cfg.TombstoneTTL),
 		syncReq: make(chan Member, syncReqBuf),
 		pushQ:   make(chan []Entry, pushQueueBuf),
+		deltas:  deltaNumbers{epoch: time.Now().UnixNano()},
 	}
 	n.store.spread = n.spread
 	return n, nil
@@ -135,6 +138,8 @@ type Stats struct {
 	// SyncSeconds the time the successful ones took.
 	SyncsOK, SyncsFailed uint64
 	SyncSeconds          float64
+	// GapSyncs counts syncs started because a numbered delta was missed.
+	GapSyncs uint64
 	// StoreLive and StoreTombstones count the store's entries.
 	StoreLive, StoreTombstones int
 }
@@ -153,6 +158,7 @@ func (n *Node) Stats() Stats {
 	n.syncStats.mu.Lock()
 	st.SyncsOK, st.SyncsFailed, st.SyncSeconds = n.syncStats.ok, n.syncStats.fail, n.syncStats.seconds
 	n.syncStats.mu.Unlock()
+	st.GapSyncs = n.gapSyncs.Load()
 	st.StoreLive, st.StoreTombstones = n.store.Len()
 	return st
 }
@@ -190,6 +196,7 @@ func (n *Node) Run(ctx context.Context) error {
 	mux.Handle(StreamSync, n.serveSync)
 	mux.Handle(StreamPush, n.servePush)
 	defer func() {
+		n.deltas.stop()
 		n.stopSerf()
 		if err := mux.Close(); err != nil {
 			n.log.Warn("close gossip sockets", "err", err)
@@ -582,18 +589,12 @@ func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- 
 	// live is the set of orch members whose store entries are accepted;
 	// owned in this goroutine, handed to the store as a copy.
 	live := map[string]bool{n.cfg.Name: true}
+	gaps := &deltaGaps{self: n.cfg.Name, writers: map[string]writerSeen{}}
 	for {
 		select {
 		case ev := <-ch:
 			if ue, ok := ev.(serf.UserEvent); ok {
-				if ue.Name == userEventStore {
-					var es []Entry
-					if err := json.Unmarshal(ue.Payload, &es); err != nil {
-						n.log.Warn("undecodable store delta", "err", err)
-						continue
-					}
-					n.store.merge(es)
-				}
+				n.receiveDelta(ue, gaps)
 				continue
 			}
 			me, ok := ev.(serf.MemberEvent)
@@ -627,6 +628,57 @@ func (n *Node) pump(ch <-chan serf.Event, shutdown <-chan struct{}, done chan<- 
 			return
 		}
 	}
+}
+
+// receiveDelta merges a store delta from a user event and, when it shows
+// that this node missed one, syncs with its writer.
+func (n *Node) receiveDelta(ue serf.UserEvent, gaps *deltaGaps) {
+	switch ue.Name {
+	case userEventDelta:
+		var m deltaMsg
+		if err := json.Unmarshal(ue.Payload, &m); err != nil {
+			n.log.Warn("undecodable store delta", "err", err)
+			return
+		}
+		if n.cfg.dropDelta != nil && n.cfg.dropDelta(m) {
+			return
+		}
+		n.store.merge(m.Entries)
+		if gaps.saw(m, time.Now()) {
+			n.syncWithWriter(m.Writer)
+		}
+	case userEventStore:
+		var es []Entry
+		if err := json.Unmarshal(ue.Payload, &es); err != nil {
+			n.log.Warn("undecodable store delta", "err", err)
+			return
+		}
+		n.store.merge(es)
+	}
+}
+
+// syncWithWriter asks for a sync with the named member, which has all its
+// own deltas, or with any live member if it is not alive.
+func (n *Node) syncWithWriter(name string) {
+	var other *Member
+	for _, m := range n.Members() {
+		if m.Name == n.cfg.Name || !m.Orch || m.Status != StatusAlive {
+			continue
+		}
+		if m.Name == name {
+			other = &m
+			break
+		}
+		if other == nil {
+			other = &m
+		}
+	}
+	if other == nil {
+		return
+	}
+	n.gapSyncs.Add(1)
+	n.log.Debug("missed a store delta; syncing", "writer", name, "peer", other.Name)
+	n.requestSync(*other)
 }
 
 // updateLive applies a member event to the set of live orch members and

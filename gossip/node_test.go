@@ -60,6 +60,12 @@ func (tn *testNode) sawEvent(a Action, name string) bool {
 
 func startTestNode(t *testing.T, name, dir string, tok *Token, join ...string) *testNode {
 	t.Helper()
+	return startTestNodeCfg(t, name, dir, tok, nil, join...)
+}
+
+// startTestNodeCfg is startTestNode with mut applied to the config last.
+func startTestNodeCfg(t *testing.T, name, dir string, tok *Token, mut func(*Config), join ...string) *testNode {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name = name
 	cfg.ID = "id-" + name
@@ -68,6 +74,9 @@ func startTestNode(t *testing.T, name, dir string, tok *Token, join ...string) *
 	cfg.Profile = ProfileFast
 	cfg.Token = tok
 	cfg.Join = join
+	if mut != nil {
+		mut(&cfg)
+	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}

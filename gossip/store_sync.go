@@ -5,7 +5,9 @@ package gossip
 // Deltas: a local write is spread at once. If its encoding fits in a gossip
 // packet it rides a serf user event (encrypted with the gossip keyring like
 // all gossip); if not (a large service spec), it is pushed to every live
-// orch member over an orch stream (StreamPush). Both are best effort.
+// orch member over an orch stream (StreamPush). Both are best effort; user
+// events are numbered so that a member notices one it missed and syncs at
+// once (delivery.go).
 //
 // Anti-entropy repairs the rest. A member syncs with every member that
 // joins (so a new or returning node, or the other side of a healed
@@ -34,6 +36,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/serf/serf"
 )
 
 const (
@@ -80,25 +84,57 @@ func (n *Node) Store() *Store { return n.store }
 
 // spread sends locally written entries to the other members.
 func (n *Node) spread(es []Entry) {
-	payload, err := json.Marshal(es)
-	if err != nil {
-		n.log.Error("encode store delta", "err", err)
-		return
-	}
 	s := n.currentSerf()
 	if s == nil {
 		return // not gossiping yet: the first sync carries it
 	}
-	if len(payload) <= n.userEventLimit() {
-		if err := s.UserEvent(userEventStore, payload, false); err != nil {
-			n.log.Warn("gossip store delta", "err", err)
-		}
+	raw, err := json.Marshal(es)
+	if err != nil {
+		n.log.Error("encode store delta", "err", err)
+		return
+	}
+	if len(raw)+deltaFraming(n.cfg.Name) <= n.userEventLimit() {
+		epoch, seq := n.deltas.next()
+		n.sendDelta(s, deltaOut{Writer: n.cfg.Name, Epoch: epoch, Seq: seq, Entries: raw})
+		n.deltas.afterDelta(func(epoch int64, seq uint64) {
+			if s := n.currentSerf(); s != nil {
+				n.sendDelta(s, deltaOut{Writer: n.cfg.Name, Epoch: epoch, Seq: seq})
+			}
+		})
 		return
 	}
 	select {
 	case n.pushQ <- es:
 	default:
 		n.log.Warn("push queue full; anti-entropy will carry the entries", "entries", len(es))
+	}
+}
+
+// deltaFraming bounds what a deltaOut adds around its entries: the keys
+// and punctuation, the writer's quoted name and two numbers of at most 20
+// digits.
+func deltaFraming(writer string) int {
+	q, _ := json.Marshal(writer)
+	return len(`{"w":,"ep":,"s":,"e":}`) + len(q) + 2*20
+}
+
+// deltaOut is a deltaMsg as sent: the entries already encoded.
+type deltaOut struct {
+	Writer  string          `json:"w"`
+	Epoch   int64           `json:"ep"`
+	Seq     uint64          `json:"s"`
+	Entries json.RawMessage `json:"e,omitempty"`
+}
+
+// sendDelta gossips a numbered delta or heartbeat.
+func (n *Node) sendDelta(s *serf.Serf, m deltaOut) {
+	payload, err := json.Marshal(m)
+	if err != nil {
+		n.log.Error("encode store delta", "err", err)
+		return
+	}
+	if err := s.UserEvent(userEventDelta, payload, false); err != nil {
+		n.log.Warn("gossip store delta", "err", err)
 	}
 }
 
