@@ -44,22 +44,6 @@ func (l *logTap) mark() int {
 	return len(l.lines)
 }
 
-// count counts node's messages from mark on that contain any of subs.
-func (l *logTap) count(mark int, node string, subs ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, ln := range l.lines[mark:] {
-		for _, s := range subs {
-			if ln.node == node && strings.Contains(ln.msg, s) {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
 // since returns every node's messages from mark on.
 func (l *logTap) since(mark int) []string {
 	l.mu.Lock()

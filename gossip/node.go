@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log"
 	"log/slog"
 	"maps"
 	"net"
@@ -82,6 +81,7 @@ type Node struct {
 	pushQ    chan []Entry
 	deltas   deltaNumbers  // numbers this node's deltas
 	gapSyncs atomic.Uint64 // syncs started because a delta was missed
+	refused  refusals
 
 	// rememberedPeers is how many peers the node remembered at start.
 	rememberedPeers int
@@ -100,7 +100,7 @@ func New(cfg Config) (*Node, error) {
 	cfg.Join = append([]string(nil), cfg.Join...)
 	n := &Node{
 		cfg:     cfg,
-		log:     lg.With("component", "gossip"),
+		log:     newLimitedLogger(lg).With("component", "gossip"),
 		ready:   make(chan struct{}),
 		store:   newStore(cfg.Name, cfg.TombstoneTTL),
 		syncReq: make(chan Member, syncReqBuf),
@@ -140,6 +140,12 @@ type Stats struct {
 	SyncSeconds          float64
 	// GapSyncs counts syncs started because a numbered delta was missed.
 	GapSyncs uint64
+	// UndecryptablePackets and UndecryptableStreams count gossip that no
+	// installed key opens (junk, another cluster's, or a removed key's);
+	// StaleEvents user events serf dropped as too old (replays, or a
+	// member far behind); RefusedStreams orch streams (join, sync, push)
+	// refused at their handshake.
+	UndecryptablePackets, UndecryptableStreams, StaleEvents, RefusedStreams uint64
 	// StoreLive and StoreTombstones count the store's entries.
 	StoreLive, StoreTombstones int
 }
@@ -159,6 +165,8 @@ func (n *Node) Stats() Stats {
 	st.SyncsOK, st.SyncsFailed, st.SyncSeconds = n.syncStats.ok, n.syncStats.fail, n.syncStats.seconds
 	n.syncStats.mu.Unlock()
 	st.GapSyncs = n.gapSyncs.Load()
+	st.UndecryptablePackets, st.UndecryptableStreams = n.refused.undecryptablePackets.Load(), n.refused.undecryptableStreams.Load()
+	st.StaleEvents, st.RefusedStreams = n.refused.staleEvents.Load(), n.refused.streams.Load()
 	st.StoreLive, st.StoreTombstones = n.store.Len()
 	return st
 }
@@ -517,7 +525,7 @@ func (n *Node) startSerf(sec *Secrets) error {
 	n.mu.Unlock()
 	view := mux.attach(advert)
 
-	stdlog := newStdLogger(n.log)
+	stdlog := newStdLogger(n.log, &n.refused)
 	mlc.Name = n.cfg.Name
 	mlc.Transport = view
 	mlc.AdvertiseAddr = advert.String()
@@ -716,6 +724,7 @@ func (n *Node) serveJoinStream(conn net.Conn) {
 		sec = &cp
 	}
 	if err := serveJoin(conn, sec, n.admit); err != nil {
+		n.refused.streams.Add(1)
 		n.log.Warn("join handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
@@ -804,31 +813,4 @@ func cloneTags(t map[string]string) map[string]string {
 		c[k] = v
 	}
 	return c
-}
-
-// newStdLogger adapts serf's and memberlist's log.Logger output, lines like
-// "[WARN] memberlist: ...", to slog at the matching level.
-func newStdLogger(l *slog.Logger) *log.Logger {
-	return log.New(stdlogWriter{l}, "", 0)
-}
-
-type stdlogWriter struct{ l *slog.Logger }
-
-func (w stdlogWriter) Write(p []byte) (int, error) {
-	msg := string(p)
-	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r') {
-		msg = msg[:len(msg)-1]
-	}
-	level := slog.LevelInfo
-	for _, lv := range []struct {
-		tag string
-		l   slog.Level
-	}{{"[DEBUG] ", slog.LevelDebug}, {"[INFO] ", slog.LevelInfo}, {"[WARN] ", slog.LevelWarn}, {"[ERR] ", slog.LevelWarn}, {"[ERROR] ", slog.LevelWarn}} {
-		if len(msg) >= len(lv.tag) && msg[:len(lv.tag)] == lv.tag {
-			level, msg = lv.l, msg[len(lv.tag):]
-			break
-		}
-	}
-	w.l.Log(context.Background(), level, msg)
-	return len(p), nil
 }

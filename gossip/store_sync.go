@@ -269,6 +269,7 @@ func (n *Node) push(ctx context.Context, addr string, es []Entry) error {
 func (n *Node) serveSync(raw net.Conn) {
 	conn, err := n.acceptTLS(raw)
 	if err != nil {
+		n.refused.streams.Add(1)
 		n.log.Warn("refused store sync", "remote", raw.RemoteAddr().String(), "err", err)
 		return
 	}
@@ -296,6 +297,7 @@ func (n *Node) serveSync(raw net.Conn) {
 func (n *Node) servePush(raw net.Conn) {
 	conn, err := n.acceptTLS(raw)
 	if err != nil {
+		n.refused.streams.Add(1)
 		n.log.Warn("refused store push", "remote", raw.RemoteAddr().String(), "err", err)
 		return
 	}

@@ -83,7 +83,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("metrics address %v", addr)
 	}
 	before := scrape(t, addr)
-	for _, name := range []string{"orch_members", "orch_gossip_packets_total", "orch_store_entries", "orch_store_syncs_total", "orch_store_gap_syncs_total",
+	for _, name := range []string{"orch_members", "orch_gossip_packets_total", "orch_store_entries", "orch_store_syncs_total", "orch_store_gap_syncs_total", "orch_gossip_refused_total",
 		"orch_reconcile_duration_seconds", "orch_events_published_total", "orch_events_subscribers", "orch_events_dropped_total",
 		"orch_event_handler_runs_total"} {
 		if before[name] == nil {
