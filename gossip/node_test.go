@@ -74,11 +74,11 @@ func startTestNodeCfg(t *testing.T, name, dir string, tok *Token, mut func(*Conf
 	cfg.Profile = ProfileFast
 	cfg.Token = tok
 	cfg.Join = join
-	if mut != nil {
-		mut(&cfg)
-	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+	}
+	if mut != nil {
+		mut(&cfg)
 	}
 	tn := &testNode{done: make(chan error, 1)}
 	cfg.OnEvent = func(e MemberEvent) {

@@ -505,37 +505,11 @@ func replayStream(to netip.AddrPort, b []byte) {
 // failure) and a 1 s sync interval, logging into tap.
 func startReplayNode(t *testing.T, name string, tok *Token, tap *logTap, join ...string) *replayNode {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Name = name
-	cfg.ID = "id-" + name
-	cfg.Bind = netip.MustParseAddrPort("127.0.0.1:0")
-	cfg.DataDir = t.TempDir()
-	cfg.Profile = ProfileLAN
-	cfg.SyncInterval = time.Second
-	cfg.Token = tok
-	cfg.Join = join
-	cfg.Logger = slog.New(tapHandler{tap: tap, node: name})
-	tn := &testNode{done: make(chan error, 1)}
-	cfg.OnEvent = func(e MemberEvent) {
-		tn.mu.Lock()
-		tn.events = append(tn.events, e)
-		tn.mu.Unlock()
-	}
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.Node = n
-	ctx, cancel := context.WithCancel(context.Background())
-	tn.cancel = cancel
-	go func() { tn.done <- n.Run(ctx) }()
-	select {
-	case <-n.Ready():
-	case err := <-tn.done:
-		t.Fatalf("node %s stopped before it was ready: %v", name, err)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("node %s not ready", name)
-	}
+	tn := startTestNodeCfg(t, name, t.TempDir(), tok, func(c *Config) {
+		c.Profile = ProfileLAN
+		c.SyncInterval = time.Second
+		c.Logger = slog.New(tapHandler{tap: tap, node: name})
+	}, join...)
 	return &replayNode{testNode: tn, tap: tap}
 }
 
