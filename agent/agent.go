@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,15 @@ type Agent struct {
 func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	// The remote API's files first: a mistake in them is the likeliest
+	// reason for a new setting to fail, and nothing is allocated yet.
+	var apiTLS *tls.Config
+	if cfg.APITLSAddr != "" {
+		var err error
+		if apiTLS, err = api.ServerTLS(cfg.APITLSCert, cfg.APITLSKey, cfg.APITLSClientCA); err != nil {
+			return nil, fmt.Errorf("api tls: %w", err)
+		}
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -180,7 +190,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
-	if a.api, err = api.NewServer(api.ServerConfig{Socket: cfg.Socket, Group: gid, Backend: backend{a}, Audit: a.audit, Logger: lg}); err != nil {
+	if a.api, err = api.NewServer(api.ServerConfig{Socket: cfg.Socket, Group: gid, TLSAddr: cfg.APITLSAddr, TLS: apiTLS, Backend: backend{a}, Audit: a.audit, Logger: lg}); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -277,7 +287,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		close(a.runReady)
-		a.log.Info("agent ready", "node", a.cfg.Name, "id", a.id.ID, "gossip", a.node.Addr().String(), "socket", a.cfg.Socket)
+		attrs := []any{"node", a.cfg.Name, "id", a.id.ID, "gossip", a.node.Addr().String(), "socket", a.cfg.Socket}
+		if ta := a.api.TLSAddr(); ta != nil {
+			attrs = append(attrs, "api_tls_addr", ta.String())
+		}
+		a.log.Info("agent ready", attrs...)
 		return nil
 	})
 	err := g.Wait()

@@ -15,13 +15,21 @@ const (
 	actCall events.Action = "call"
 )
 
-// audit records a mutating API call as an event: who (the caller's uid,
-// gid and pid, from the socket's peer credentials), what and how it ended.
-// Bodies are never recorded: they may hold secrets.
+// audit records a mutating API call as an event: who, what and how it
+// ended. Who is the caller's uid, gid and pid from the socket's peer
+// credentials, or, for a TLS caller, its certificate (caller "cn=NAME",
+// cert_sha256) and remote address, with uid, gid and pid -1. Bodies are
+// never recorded: they may hold secrets.
 func (a *Agent) audit(r api.AuditRecord) {
-	a.bus.Publish(typeAPI, actCall, r.Method+" "+r.Path, map[string]string{
+	attrs := map[string]string{
 		"uid": strconv.Itoa(r.UID), "gid": strconv.Itoa(r.GID), "pid": strconv.Itoa(r.PID), "status": strconv.Itoa(r.Status),
-	})
+	}
+	if r.Remote != "" {
+		attrs["caller"] = "cn=" + r.CN
+		attrs["cert_sha256"] = r.Fingerprint
+		attrs["remote"] = r.Remote
+	}
+	a.bus.Publish(typeAPI, actCall, r.Method+" "+r.Path, attrs)
 }
 
 // lookupGroup resolves a group name or numeric ID.

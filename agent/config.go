@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,6 +104,20 @@ type Config struct {
 	// members may use the API: the socket becomes 0660 and owned by it.
 	// Empty: root only (0600).
 	SocketGroup string
+	// APITLSAddr, if not empty, is where the API is also served over TLS
+	// (HOST:PORT; an empty HOST means every address), to clients that
+	// present a certificate signed by a CA in APITLSClientCA: the remote
+	// API. Empty (the default): the unix socket only. There is no default
+	// port.
+	APITLSAddr string
+	// APITLSCert and APITLSKey are PEM files: the TLS listener's
+	// certificate (then any intermediates) and its private key. Required
+	// with APITLSAddr; read once, at start.
+	APITLSCert, APITLSKey string
+	// APITLSClientCA is a PEM file of the CA certificates that client
+	// certificates must chain to. Required with APITLSAddr: the listener
+	// has no other authentication. Read once, at start.
+	APITLSClientCA string
 	// Metrics is where the Prometheus metrics endpoint listens
 	// (http://ADDR/metrics); the zero value turns it off. It has no
 	// authentication: keep it on loopback or a management network.
@@ -187,6 +203,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("dns upstream %q: want IP:PORT", u))
 		}
 	}
+	errs = append(errs, c.validateAPITLS()...)
 	if c.DNSTTL > 86400 {
 		errs = append(errs, fmt.Errorf("dns ttl %d: at most 86400 seconds", c.DNSTTL))
 	}
@@ -210,6 +227,36 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateAPITLS checks the remote API's settings. The files are read
+// (and checked) by New.
+func (c Config) validateAPITLS() []error {
+	var errs []error
+	if c.APITLSAddr == "" {
+		for _, f := range []struct{ name, v string }{{"cert", c.APITLSCert}, {"key", c.APITLSKey}, {"client-ca", c.APITLSClientCA}} {
+			if f.v != "" {
+				errs = append(errs, fmt.Errorf("api-tls-%s %s: needs --api-tls-addr HOST:PORT (without it nothing serves TLS)", f.name, f.v))
+			}
+		}
+		return errs
+	}
+	if _, port, err := net.SplitHostPort(c.APITLSAddr); err != nil || !validPort(port) {
+		errs = append(errs, fmt.Errorf("api-tls-addr %q: want HOST:PORT (like 192.0.2.1:7947, or :7947 for every address)", c.APITLSAddr))
+	}
+	if c.APITLSCert == "" || c.APITLSKey == "" {
+		errs = append(errs, fmt.Errorf("api-tls-addr %s: needs --api-tls-cert FILE and --api-tls-key FILE, the listener's certificate and key (orch tls cert create --server makes them)", c.APITLSAddr))
+	}
+	if c.APITLSClientCA == "" {
+		errs = append(errs, fmt.Errorf("api-tls-addr %s: needs --api-tls-client-ca FILE, the CA that client certificates must be signed by (the TLS API admits only clients with a certificate)", c.APITLSAddr))
+	}
+	return errs
+}
+
+// validPort reports whether p is a port number, 0 (any free port) included.
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && strconv.FormatUint(n, 10) == p
 }
 
 // ParseLabel parses a k=v label as given to --label.

@@ -23,11 +23,18 @@ const SocketEnv = "ORCH_SOCKET"
 
 // ConnError means the agent could not be reached at all.
 type ConnError struct {
+	// Socket is the unix socket dialled; empty for a TLS client.
 	Socket string
-	Err    error
+	// Host is the TLS listener dialled, as https://HOST:PORT; empty for a
+	// socket client.
+	Host string
+	Err  error
 }
 
 func (e *ConnError) Error() string {
+	if e.Host != "" {
+		return fmt.Sprintf("cannot reach the agent at %s: %v (is \"orch agent\" running with --api-tls-addr on that address? set --host or %s)", e.Host, e.Err, HostEnv)
+	}
 	if errors.Is(e.Err, os.ErrPermission) {
 		return fmt.Sprintf("permission denied on the agent's socket %s: it is for root only (run as root, or start the agent with --socket-group GROUP and be in that group)", e.Socket)
 	}
@@ -36,9 +43,11 @@ func (e *ConnError) Error() string {
 
 func (e *ConnError) Unwrap() error { return e.Err }
 
-// Client talks to an agent's API over its unix socket.
+// Client talks to an agent's API over its unix socket ([NewClient]) or
+// its TLS listener ([NewTLSClient]).
 type Client struct {
-	socket string
+	socket string // the unix socket; empty for a TLS client
+	host   string // https://HOST:PORT of a TLS client; empty for a socket client
 	hc     *http.Client
 }
 
@@ -54,7 +63,7 @@ func NewClient(socket string) *Client {
 	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
 }
 
-// Socket is the socket path the client uses.
+// Socket is the socket path the client uses; empty for a TLS client.
 func (c *Client) Socket() string { return c.socket }
 
 // Info returns the agent's identity.
@@ -286,9 +295,12 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if te := c.tlsFailure(err); te != nil {
+			return nil, te
+		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, &ConnError{Socket: c.socket, Err: op.Err}
+			return nil, &ConnError{Socket: c.socket, Host: c.host, Err: op.Err}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

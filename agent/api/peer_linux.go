@@ -10,7 +10,8 @@ import (
 type peer struct{ uid, gid, pid int }
 
 // peerCred asks the kernel who is connected (SO_PEERCRED); -1s when it
-// cannot tell.
+// cannot tell, and for TLS connections (a *tls.Conn, not a unix socket),
+// whose caller is on another machine and known by its certificate.
 func peerCred(c net.Conn) peer {
 	p := peer{-1, -1, -1}
 	uc, ok := c.(*net.UnixConn)

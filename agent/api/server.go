@@ -1,5 +1,6 @@
-// Package api is the agent's local HTTP+JSON API on a unix socket, and the
-// typed Client that the orch CLI uses.
+// Package api is the agent's HTTP+JSON API on a unix socket and, when
+// configured, on a TLS listener that requires client certificates (see
+// tls.go), and the typed Client that the orch CLI uses.
 //
 // The wire types here are the stable contract: the agent converts its
 // internal types to them, so those can change without changing the JSON.
@@ -28,6 +29,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +41,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/orchproject/orch/internal/pki"
 )
 
 const (
@@ -114,8 +118,17 @@ type ServerConfig struct {
 	// Group, if not negative, is the group ID given the socket, whose
 	// members may then use the API. -1 (or 0 with Mode unset) keeps root's.
 	Group int
+	// TLSAddr, if not empty, is a TCP address (HOST:PORT; an empty HOST
+	// means every address, port 0 any free port) where the same API is
+	// also served, over TLS, to clients with a certificate that TLS
+	// accepts. Empty: the socket only.
+	TLSAddr string
+	// TLS configures the TLSAddr listener; required with it, and it must
+	// require and verify client certificates. Build it with [ServerTLS].
+	TLS *tls.Config
 	// Audit, if set, is called after every mutating request (POST, PUT,
-	// DELETE) with who made it, as the kernel says (SO_PEERCRED), and the
+	// DELETE) with who made it (on the socket as the kernel says,
+	// SO_PEERCRED; over TLS as the client certificate says) and the
 	// response's status. It must not block.
 	Audit func(AuditRecord)
 	// Backend answers requests. Required.
@@ -124,11 +137,12 @@ type ServerConfig struct {
 	Logger *slog.Logger
 }
 
-// Server serves the API on a unix socket.
+// Server serves the API on a unix socket and, if configured, over TLS.
 type Server struct {
-	cfg   ServerConfig
-	log   *slog.Logger
-	ready chan struct{}
+	cfg     ServerConfig
+	log     *slog.Logger
+	ready   chan struct{}
+	tlsAddr net.Addr // the TLS listener's bound address; set before ready closes
 }
 
 // NewServer validates cfg. It starts nothing.
@@ -139,6 +153,19 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Backend == nil {
 		errs = append(errs, errors.New("backend: required"))
+	}
+	switch {
+	case cfg.TLSAddr != "" && cfg.TLS == nil:
+		errs = append(errs, errors.New("tls: required with a TLS address"))
+	case cfg.TLSAddr == "" && cfg.TLS != nil:
+		errs = append(errs, errors.New("tls: given without a TLS address"))
+	case cfg.TLS != nil && (cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert || cfg.TLS.ClientCAs == nil):
+		// The listener has no other authentication: without verified
+		// client certificates, anyone who reaches it is root.
+		errs = append(errs, errors.New("tls: must require and verify client certificates (build it with ServerTLS)"))
+	}
+	if cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone() // Run must not see later changes
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
@@ -156,17 +183,42 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return &Server{cfg: cfg, log: lg.With("component", "api"), ready: make(chan struct{})}, nil
 }
 
-// Ready is closed once the socket accepts connections.
+// Ready is closed once the socket, and the TLS listener if configured,
+// accept connections.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// Run listens on the socket and serves until ctx ends, then stops accepting,
-// lets in-flight requests finish briefly, and removes the socket.
+// TLSAddr is the address the TLS listener is bound to (useful with port
+// 0); nil without one, or before [Server.Ready] is closed.
+func (s *Server) TLSAddr() net.Addr {
+	select {
+	case <-s.ready:
+		return s.tlsAddr
+	default:
+		return nil
+	}
+}
+
+// Run listens on the socket (and the TLS address) and serves until ctx
+// ends, then stops accepting on both, lets in-flight requests finish
+// briefly, and removes the socket. One handler serves both listeners.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := listenUnix(s.cfg.Socket, s.cfg.Mode, s.cfg.Group)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(s.cfg.Socket)
+	var tln net.Listener
+	if s.cfg.TLSAddr != "" {
+		tcp, err := net.Listen("tcp", s.cfg.TLSAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for the TLS API on %s: %w", s.cfg.TLSAddr, err)
+		}
+		s.tlsAddr = tcp.Addr()
+		// http.Server runs the handshake (bounded by ReadHeaderTimeout)
+		// and fills in Request.TLS, which audited reads.
+		tln = tls.NewListener(tcp, s.cfg.TLS)
+	}
 	// Streams end with the server's context; requests see it as their base.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
@@ -177,12 +229,32 @@ func (s *Server) Run(ctx context.Context) error {
 		ConnContext:       withPeer,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1) // buffered: Serve's result is read once, maybe never
-	go func() { errc <- srv.Serve(ln) }()
+	// One Serve per listener; Run waits for each to return, which is when
+	// its listener is closed (a Serve that starts after Shutdown returns
+	// at once, but closes its listener only then).
+	listeners := []net.Listener{ln}
+	if tln != nil {
+		listeners = append(listeners, tln)
+	}
+	errc := make(chan error, len(listeners)) // buffered: every result is read below, none blocks
+	for _, l := range listeners {
+		go func() { errc <- srv.Serve(l) }()
+	}
+	waitServe := func(n int) {
+		for range n {
+			<-errc
+		}
+	}
 	close(s.ready)
-	s.log.Info("api listening", "socket", s.cfg.Socket)
+	if tln != nil {
+		s.log.Info("api listening", "socket", s.cfg.Socket, "tls_addr", s.tlsAddr.String())
+	} else {
+		s.log.Info("api listening", "socket", s.cfg.Socket)
+	}
 	select {
 	case err := <-errc:
+		srv.Close() // and the other listener
+		waitServe(len(listeners) - 1)
 		return fmt.Errorf("serve api: %w", err)
 	case <-ctx.Done():
 	}
@@ -193,6 +265,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("api shutdown", "err", err)
 		srv.Close()
 	}
+	waitServe(len(listeners))
 	return nil
 }
 
@@ -244,9 +317,14 @@ func listenUnix(path string, mode os.FileMode, group int) (net.Listener, error) 
 type AuditRecord struct {
 	Method, Path string
 	// UID, GID and PID are the caller's, from the socket's peer
-	// credentials; -1 when unknown.
+	// credentials; -1 when unknown, and for TLS callers.
 	UID, GID, PID int
-	Status        int
+	// CN is the subject common name of a TLS caller's certificate, and
+	// Fingerprint the SHA-256 of that certificate (hex, as
+	// [pki.Fingerprint]); Remote is the caller's address (IP:PORT). All
+	// empty for socket callers.
+	CN, Fingerprint, Remote string
+	Status                  int
 }
 
 type peerKey struct{}
@@ -297,7 +375,14 @@ func (s *Server) audited(h http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
 		p, _ := r.Context().Value(peerKey{}).(peer)
-		s.cfg.Audit(AuditRecord{Method: r.Method, Path: r.URL.Path, UID: p.uid, GID: p.gid, PID: p.pid, Status: rec.status})
+		ar := AuditRecord{Method: r.Method, Path: r.URL.Path, UID: p.uid, GID: p.gid, PID: p.pid, Status: rec.status}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			// Verified by the handshake (RequireAndVerifyClientCert): the
+			// first certificate is the caller's.
+			c := r.TLS.PeerCertificates[0]
+			ar.CN, ar.Fingerprint, ar.Remote = c.Subject.CommonName, pki.Fingerprint(c), r.RemoteAddr
+		}
+		s.cfg.Audit(ar)
 	})
 }
 

@@ -45,6 +45,12 @@ type fileConfig struct {
 	DNSTTL             *uint32  `json:"dns_ttl"`
 	Metrics            *string  `json:"metrics"`
 	SocketGroup        *string  `json:"socket_group"`
+	// APITLS* mirror --api-tls-addr, --api-tls-cert, --api-tls-key and
+	// --api-tls-client-ca.
+	APITLSAddr     *string `json:"api_tls_addr"`
+	APITLSCert     *string `json:"api_tls_cert"`
+	APITLSKey      *string `json:"api_tls_key"`
+	APITLSClientCA *string `json:"api_tls_client_ca"`
 	// EventHandlers and EventHandlerTimeout mirror --event-handler (one
 	// string per handler) and --event-handler-timeout (a duration, "30s").
 	EventHandlers       []string `json:"event_handlers"`
@@ -77,6 +83,7 @@ type agentFlags struct {
 	name, bind, advertise, dataDir, token, profile, configFile string
 	containerd, registryAuth                                   string
 	overlay, subnet, domain, dns, metrics, socketGroup         string
+	apiTLSAddr, apiTLSCert, apiTLSKey, apiTLSClientCA          string
 	dnsUpstreams                                               []string
 	vni                                                        int
 	dnsTTL                                                     uint32
@@ -105,8 +112,18 @@ Settings come from defaults, then --config FILE (JSON, keys as the flags with
 '_' for '-': name, bind, advertise, data_dir, socket, labels {"k":"v"},
 token, join ["addr"], profile, containerd, insecure_registries ["host:port"],
 registry_auth, overlay, subnet, vni, domain, dns, dns_upstreams [".."],
-dns_ttl, metrics, socket_group, event_handlers [".."], event_handler_timeout,
+dns_ttl, metrics, socket_group, api_tls_addr, api_tls_cert, api_tls_key,
+api_tls_client_ca, event_handlers [".."], event_handler_timeout,
 log_level, log_format), then flags.
+
+The remote API: the API is always on the unix socket (--socket). With
+--api-tls-addr HOST:PORT it is also served over TLS 1.3 at that address,
+to clients whose certificate is signed by a CA in --api-tls-client-ca;
+anyone else is refused during the handshake. A client certificate can do
+everything root can on the socket. Every mutating call is an "api call"
+event naming the certificate (caller cn=NAME, cert_sha256) and the
+client's address. "orch tls" makes the CA and the certificates; the files
+are read once, at start.
 
 The overlay: each node claims a /24 of --overlay for its replicas (the
 first choice derived from its name, conflicts settled by gossip: the
@@ -167,6 +184,10 @@ falls behind loses events (counted and logged); the agent never waits.`,
 	fl.StringArrayVar(&f.dnsUpstreams, "dns-upstream", nil, "resolver IP[:PORT] for names outside the domain (repeatable; default: /etc/resolv.conf's nameservers)")
 	fl.Uint32Var(&f.dnsTTL, "dns-ttl", 0, "TTL of the cluster's DNS records in seconds (default 5: replicas move)")
 	fl.StringVar(&f.socketGroup, "socket-group", "", "group (name or ID) whose members may use the API socket (0660); default: root only (0600)")
+	fl.StringVar(&f.apiTLSAddr, "api-tls-addr", "", "also serve the API over TLS at HOST:PORT to clients with a certificate from --api-tls-client-ca (off by default; no default port)")
+	fl.StringVar(&f.apiTLSCert, "api-tls-cert", "", "PEM certificate of the TLS API, for --api-tls-addr (\"orch tls cert create --server\" makes one)")
+	fl.StringVar(&f.apiTLSKey, "api-tls-key", "", "PEM private key of --api-tls-cert")
+	fl.StringVar(&f.apiTLSClientCA, "api-tls-client-ca", "", "PEM file of the CA certificates client certificates must chain to (required with --api-tls-addr)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://IP:PORT/metrics (off by default; no authentication: keep it on loopback)")
 	fl.StringArrayVar(&f.eventHandlers, "event-handler", nil, "run COMMAND (/bin/sh -c) for each event, as [TYPE[:ACTION]=]COMMAND, with the event's JSON on stdin and ORCH_EVENT_* set (repeatable)")
 	fl.DurationVar(&f.eventHandlerTimeout, "event-handler-timeout", def.EventHandlerTimeout, "longest run of an event handler's command; then its process group is killed")
@@ -207,6 +228,10 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		set("dns", &f.dns, fc.DNS)
 		set("metrics", &f.metrics, fc.Metrics)
 		set("socket-group", &f.socketGroup, fc.SocketGroup)
+		set("api-tls-addr", &f.apiTLSAddr, fc.APITLSAddr)
+		set("api-tls-cert", &f.apiTLSCert, fc.APITLSCert)
+		set("api-tls-key", &f.apiTLSKey, fc.APITLSKey)
+		set("api-tls-client-ca", &f.apiTLSClientCA, fc.APITLSClientCA)
 		if fc.EventHandlers != nil && !fs.Changed("event-handler") {
 			f.eventHandlers = fc.EventHandlers
 		}
@@ -267,6 +292,10 @@ func (f agentFlags) toConfig(fs *pflag.FlagSet, socket string, socketSet bool) (
 		cfg.EventHandlers = append(cfg.EventHandlers, h)
 	}
 	cfg.SocketGroup = f.socketGroup
+	cfg.APITLSAddr = f.apiTLSAddr
+	cfg.APITLSCert = f.apiTLSCert
+	cfg.APITLSKey = f.apiTLSKey
+	cfg.APITLSClientCA = f.apiTLSClientCA
 	if f.metrics != "" {
 		ap, err := netip.ParseAddrPort(f.metrics)
 		if err != nil {

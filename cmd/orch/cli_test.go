@@ -606,6 +606,7 @@ func parseAgentFlags(t *testing.T, args ...string) (agentFlags, *pflag.FlagSet) 
 		logLevel: get("log-level"), logFormat: get("log-format"),
 		labels: getArray("label"), join: getArray("join"),
 		overlay: get("overlay"), subnet: get("subnet"), domain: get("domain"), dns: get("dns"), metrics: get("metrics"), socketGroup: get("socket-group"),
+		apiTLSAddr: get("api-tls-addr"), apiTLSCert: get("api-tls-cert"), apiTLSKey: get("api-tls-key"), apiTLSClientCA: get("api-tls-client-ca"),
 	}
 	vni, err := fs.GetInt("vni")
 	if err != nil {

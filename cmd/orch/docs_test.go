@@ -27,7 +27,11 @@ var updateDocs = flag.Bool("update", false, "rewrite the generated blocks of doc
 // of the tree but the hidden ones and cobra's help.
 func docCommands(t *testing.T) []*cobra.Command {
 	t.Helper()
-	t.Setenv(api.SocketEnv, "") // the --socket default must not depend on the caller's environment
+	// The defaults of --socket, --host and the TLS flags must not depend
+	// on the caller's environment.
+	for _, env := range []string{api.SocketEnv, api.HostEnv, tlsCAEnv, tlsCertEnv, tlsKeyEnv} {
+		t.Setenv(env, "")
+	}
 	var out []*cobra.Command
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {

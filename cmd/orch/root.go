@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -26,14 +27,48 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// Environment variables of the TLS client flags; those of --socket and
+// --host are api.SocketEnv and api.HostEnv.
+const (
+	tlsCAEnv   = "ORCH_TLS_CA"
+	tlsCertEnv = "ORCH_TLS_CERT"
+	tlsKeyEnv  = "ORCH_TLS_KEY"
+)
+
 // globals are the options every verb shares.
 type globals struct {
 	socket string
-	stdout io.Writer
-	stderr io.Writer
+	// host is --host: empty for the socket, else https://, tcp:// or
+	// unix://. tlsCA, tlsCert and tlsKey are the TLS client's files.
+	host, tlsCA, tlsCert, tlsKey string
+	stdout                       io.Writer
+	stderr                       io.Writer
+
+	// mu guards api: commands may call client from several goroutines.
+	mu sync.Mutex
+	// api is the client of the agent that --host or --socket names; set
+	// by connect before any command that talks to an agent runs.
+	api *api.Client
 }
 
-func (g *globals) client() *api.Client { return api.NewClient(g.socket) }
+// client is the API client of the agent the flags name: one per run, so
+// that calls reuse its connection. Safe for concurrent use.
+func (g *globals) client() *api.Client {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.api == nil {
+		// Completion gets here (it runs no command hooks), and callers
+		// that build globals without the root command. With wrong
+		// settings the client reaches nothing, so completion offers
+		// nothing rather than another agent's names.
+		c, err := g.dial(nil)
+		if err != nil {
+			c = api.NewClient("")
+		}
+		g.api = c
+	}
+	return g.api
+}
 
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -84,18 +119,29 @@ happens as a stream of events.
 
 Start a cluster:       orch agent
 Print its join token:  orch token
-Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running agent, orch join --token TOKEN ADDR)`,
+Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running agent, orch join --token TOKEN ADDR)
+
+Every other command talks to the agent on this host's socket (--socket),
+or, with --host https://HOST:PORT and a client certificate (--tls-ca,
+--tls-cert, --tls-key; "orch tls" makes them), to an agent's TLS API.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          argsUsage(cobra.NoArgs),
 		// A bare "orch" prints help and exits 0, like docker and serf.
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		// Inherited by every command (none defines its own).
+		PersistentPreRunE: g.connect,
 	}
 	socketDefault := os.Getenv(api.SocketEnv)
 	if socketDefault == "" {
 		socketDefault = api.DefaultSocket
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", socketDefault, "the agent's API unix socket (env "+api.SocketEnv+")")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.host, "host", os.Getenv(api.HostEnv), "the agent to talk to: https://HOST:PORT (or tcp://) for its TLS API, unix://PATH for a socket; default --socket (env "+api.HostEnv+")")
+	pf.StringVar(&g.tlsCA, "tls-ca", os.Getenv(tlsCAEnv), "PEM file of the CA that signed the agent's TLS certificate, for --host https:// (env "+tlsCAEnv+")")
+	pf.StringVar(&g.tlsCert, "tls-cert", os.Getenv(tlsCertEnv), "PEM client certificate to present to the agent, for --host https:// (env "+tlsCertEnv+")")
+	pf.StringVar(&g.tlsKey, "tls-key", os.Getenv(tlsKeyEnv), "PEM private key of --tls-cert (env "+tlsKeyEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	// Our own "completion bash|zsh|fish" replaces cobra's default one, so
 	// that a wrong shell is a usage error like any other.
@@ -118,6 +164,7 @@ Join another node:     orch agent --token TOKEN --join ADDR   (or, on a running 
 		newKeysCmd(g),
 		newSecretCmd(g),
 		newStatusCmd(g),
+		newTLSCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(g),
 	)
