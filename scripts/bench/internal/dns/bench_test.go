@@ -43,17 +43,6 @@ Statistics:
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	line := "1234 (dns (serve)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 9 0 100 0 0\n"
-	d, err := parseStatCPU(line)
-	if err != nil || d != 3800*time.Millisecond {
-		t.Errorf("parseStatCPU = %v, %v; want 3.8s", d, err)
-	}
-	if _, err := parseStatCPU("garbage"); err == nil {
-		t.Error("garbage: no error")
-	}
-}
-
 func TestPackQuery(t *testing.T) {
 	q, err := packQuery("svc-001.svc.orch", 0x1234)
 	if err != nil {
@@ -69,24 +58,6 @@ func TestPackQuery(t *testing.T) {
 	}
 	if _, _, _, ok := replyInfo(q); ok {
 		t.Error("replyInfo took a query for a reply")
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	var xs []time.Duration
-	for i := 1; i <= 1000; i++ {
-		xs = append(xs, time.Duration(i))
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{0.5, 500}, {0.99, 990}, {0.999, 999}, {1, 1000}, {0, 1}} {
-		if got := percentile(xs, c.p); got != c.want {
-			t.Errorf("percentile(%v) = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if percentile(nil, 0.5) != 0 {
-		t.Error("percentile of nothing")
 	}
 }
 

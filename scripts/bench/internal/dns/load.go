@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // probeResult is one probe run.
@@ -137,18 +139,9 @@ func probe(addr netip.AddrPort, names []string, rate float64, dur, grace time.Du
 
 	slices.Sort(lats)
 	res.answered, res.bad = int64(len(lats)), bad.Load()
-	res.p50, res.p90, res.p99, res.p999 = percentile(lats, 0.50), percentile(lats, 0.90), percentile(lats, 0.99), percentile(lats, 0.999)
+	res.p50, res.p90, res.p99, res.p999 = benchkit.Percentile(lats, 0.50), benchkit.Percentile(lats, 0.90), benchkit.Percentile(lats, 0.99), benchkit.Percentile(lats, 0.999)
 	if len(lats) > 0 {
 		res.max = lats[len(lats)-1]
 	}
 	return res, nil
-}
-
-// percentile returns the p-quantile of sorted (nearest rank).
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	k := int(p*float64(len(sorted))+0.999999) - 1
-	return sorted[min(max(k, 0), len(sorted)-1)]
 }

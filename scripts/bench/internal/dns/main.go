@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/orchproject/orch/dnsdisc"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 type options struct {
@@ -105,19 +106,19 @@ func main() {
 	}
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s dns: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+// reap SIGKILLs every process (not this one or its ancestors) whose
+// command line names the work directory (both servers are started with
+// it in their arguments) and removes the directory except logs/.
+func reap(work string) error { return benchkit.Reap(work, benchkit.ReapOptions{}) }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "dns: %s\n", fmt.Sprintf(format, args...))
-	os.Exit(1)
-}
+func logf(format string, args ...any) { benchkit.Logf("dns", format, args...) }
+
+func fatalf(format string, args ...any) { benchkit.Fatalf("dns", format, args...) }
 
 // impl is one server under test.
 type impl struct {
 	name string // "orch" or "dnsmasq"
-	d    *daemon
+	d    *benchkit.Daemon
 	addr netip.AddrPort
 }
 
@@ -197,7 +198,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.orch = &impl{name: "orch", addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(orchPort))}
-	if b.orch.d, err = startDaemon("orch", filepath.Join(b.logs, "orch.log"),
+	if b.orch.d, err = benchkit.StartDaemon(benchkit.DaemonOptions{Name: "orch", Log: filepath.Join(b.logs, "orch.log")},
 		self, "--serve", b.orch.addr.String(), "--work", filepath.Join(o.work, "orch")); err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.dnsmsq = &impl{name: "dnsmasq", addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(maskPort))}
-	if b.dnsmsq.d, err = startDaemon("dnsmasq", filepath.Join(b.logs, "dnsmasq.log"), o.dnsmasq,
+	if b.dnsmsq.d, err = benchkit.StartDaemon(benchkit.DaemonOptions{Name: "dnsmasq", Log: filepath.Join(b.logs, "dnsmasq.log")}, o.dnsmasq,
 		"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--addn-hosts="+hosts,
 		"--port="+strconv.Itoa(maskPort), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--cache-size=10000", "--local-ttl=5", "--user=nobody", "--pid-file=", "--log-facility=-"); err != nil {
@@ -217,7 +218,7 @@ func (b *bench) run(ctx context.Context) error {
 		if err := waitAnswering(ctx, im); err != nil {
 			return err
 		}
-		logf("%s answering on %s (pid %d)", im.name, im.addr, im.d.pid())
+		logf("%s answering on %s (pid %d)", im.name, im.addr, im.d.Pid())
 	}
 	if err := checkSameAnswers(ctx, svcs, impls); err != nil {
 		return err
@@ -229,7 +230,7 @@ func (b *bench) run(ctx context.Context) error {
 		w := pa
 		w.duration = max(o.warmup, time.Second)
 		for _, im := range impls {
-			if _, err := runPerf(ctx, w, int(im.addr.Port()), im.d.pid()); err != nil {
+			if _, err := runPerf(ctx, w, int(im.addr.Port()), im.d.Pid()); err != nil {
 				return fmt.Errorf("warm-up %s: %w", im.name, err)
 			}
 		}
@@ -245,11 +246,11 @@ func (b *bench) run(ctx context.Context) error {
 			order = []*impl{b.dnsmsq, b.orch}
 		}
 		for k, im := range order {
-			res, err := runPerf(ctx, pa, int(im.addr.Port()), im.d.pid())
+			res, err := runPerf(ctx, pa, int(im.addr.Port()), im.d.Pid())
 			if err != nil {
 				return fmt.Errorf("round %d %s: %w", r+1, im.name, err)
 			}
-			if im.d.exited() {
+			if im.d.Exited() {
 				return fmt.Errorf("%s exited during round %d (see %s)", im.name, r+1, b.logs)
 			}
 			b.perf = append(b.perf, perfRow{round: r + 1, impl: im.name, first: k == 0, perfResult: res})
@@ -259,7 +260,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	// Latency: the probe alone, then under dnsperf at a fixed rate.
-	maxQPS := median(b.perfCol("dnsmasq", func(r perfRow) float64 { return r.qps }))
+	maxQPS := benchkit.Median(b.perfCol("dnsmasq", func(r perfRow) float64 { return r.qps }))
 	for _, l := range o.loads {
 		if l <= 1 {
 			l *= maxQPS
@@ -321,10 +322,10 @@ func (b *bench) latencyRun(ctx context.Context, im *impl, load int) (latRow, err
 	}
 	ch := make(chan perfOut, 1) // the one result; never blocks the sender
 	go func() {
-		r, err := runPerf(ctx, pa, int(im.addr.Port()), im.d.pid())
+		r, err := runPerf(ctx, pa, int(im.addr.Port()), im.d.Pid())
 		ch <- perfOut{r, err}
 	}()
-	if err := sleep(ctx, time.Second); err != nil {
+	if err := benchkit.Sleep(ctx, time.Second); err != nil {
 		<-ch
 		return row, err
 	}
@@ -376,13 +377,13 @@ func waitAnswering(ctx context.Context, im *impl) error {
 		if err == nil {
 			return nil
 		}
-		if im.d.exited() {
-			return fmt.Errorf("%s exited: %v (see its log)", im.name, im.d.cmd.ProcessState)
+		if im.d.Exited() {
+			return im.d.ExitError()
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s does not answer on %s: %w", im.name, im.addr, err)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -416,7 +417,7 @@ func checkSameAnswers(ctx context.Context, svcs []dnsdisc.Service, impls []*impl
 func (b *bench) teardown() {
 	for _, im := range []*impl{b.orch, b.dnsmsq} {
 		if im != nil && im.d != nil {
-			im.d.stop(5 * time.Second)
+			im.d.Stop(5 * time.Second)
 		}
 	}
 }
@@ -439,16 +440,4 @@ func (b *bench) latCol(name string, f func(latRow) float64) []float64 {
 		}
 	}
 	return out
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

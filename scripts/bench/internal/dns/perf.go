@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // perfResult is what one dnsperf run reports, and what the server and
@@ -48,18 +51,18 @@ func runPerf(ctx context.Context, a perfArgs, port, serverPID int) (perfResult, 
 	if a.qps > 0 {
 		argv = append(argv, "-Q", strconv.Itoa(a.qps))
 	}
-	cpu0, err := procCPU(serverPID)
+	cpu0, err := benchkit.ProcCPU(serverPID)
 	if err != nil {
 		return perfResult{}, fmt.Errorf("server CPU: %w", err)
 	}
-	h0 := readHostCPU()
+	h0, _ := benchkit.ReadHostCPU()
 	d0 := udpRcvbufErrors()
 	t0 := time.Now()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(t0)
-	h1 := readHostCPU()
-	cpu1, cerr := procCPU(serverPID)
+	h1, _ := benchkit.ReadHostCPU()
+	cpu1, cerr := benchkit.ProcCPU(serverPID)
 	if err != nil {
 		return perfResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
 	}
@@ -76,7 +79,7 @@ func runPerf(ctx context.Context, a perfArgs, port, serverPID int) (perfResult, 
 	if st := cmd.ProcessState; st != nil {
 		r.perfCores = (st.UserTime() + st.SystemTime()).Seconds() / wall.Seconds()
 	}
-	r.hostCores = h0.busyCores(h1)
+	r.hostCores = h0.BusyCores(h1)
 	if r.completed > 0 {
 		r.serverUSPerQuery = float64((cpu1 - cpu0).Microseconds()) / float64(r.completed)
 	}
@@ -134,4 +137,32 @@ func parsePerf(out string) (perfResult, error) {
 		return r, fmt.Errorf("no statistics in dnsperf's output")
 	}
 	return r, nil
+}
+
+// udpRcvbufErrors returns the kernel's count of UDP datagrams dropped
+// because a socket's receive buffer was full (RcvbufErrors in
+// /proc/net/snmp), for the whole network namespace.
+func udpRcvbufErrors() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }

@@ -2,21 +2,20 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // report prints the tables and appends the CSV files.
 func (b *bench) report() error {
 	o := b.o
 	w := os.Stdout
-	host, _ := os.Hostname()
 	qps := func(r perfRow) float64 { return r.qps }
-	fmt.Fprintf(w, "\n# orch %s, %s, %d CPUs, %s, %s\n", b.o.source, runtime.Version(), runtime.NumCPU(), host, b.started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "\n%s\n", benchkit.Header(b.o.source, b.started))
 	if b.otherBusy {
 		fmt.Fprintln(w, "\nWARNING: the machine was not quiet before every phase (another benchmark, or other load; see the host columns).")
 	}
@@ -29,9 +28,9 @@ func (b *bench) report() error {
 			r.round, r.impl, r.qps, r.avgMS, r.stddevMS, r.lost, r.serverCores, r.serverUSPerQuery, r.perfCores, r.hostCores)
 	}
 	fmt.Fprintln(w, "\n(server cores: the server's CPU time over the run's wall time; host busy: every process on the machine, so host − server − dnsperf is other load.)")
-	oq, mq := median(b.perfCol("orch", qps)), median(b.perfCol("dnsmasq", qps))
-	oc, mc := median(b.perfCol("orch", func(r perfRow) float64 { return r.serverCores })), median(b.perfCol("dnsmasq", func(r perfRow) float64 { return r.serverCores }))
-	ou, mu := median(b.perfCol("orch", func(r perfRow) float64 { return r.serverUSPerQuery })), median(b.perfCol("dnsmasq", func(r perfRow) float64 { return r.serverUSPerQuery }))
+	oq, mq := benchkit.Median(b.perfCol("orch", qps)), benchkit.Median(b.perfCol("dnsmasq", qps))
+	oc, mc := benchkit.Median(b.perfCol("orch", func(r perfRow) float64 { return r.serverCores })), benchkit.Median(b.perfCol("dnsmasq", func(r perfRow) float64 { return r.serverCores }))
+	ou, mu := benchkit.Median(b.perfCol("orch", func(r perfRow) float64 { return r.serverUSPerQuery })), benchkit.Median(b.perfCol("dnsmasq", func(r perfRow) float64 { return r.serverUSPerQuery }))
 	fmt.Fprintf(w, "\nMedians: orch %.0f q/s on %.2f cores (%.2f µs CPU/query), dnsmasq %.0f q/s on %.2f cores (%.2f µs CPU/query).\n", oq, oc, ou, mq, mc, mu)
 	fmt.Fprintf(w, "Ratio orch/dnsmasq: throughput %.2f, CPU per query %.2f.\n", oq/mq, ou/mu)
 
@@ -60,7 +59,7 @@ func (b *bench) report() error {
 				xs = append(xs, us(f(r)))
 			}
 		}
-		return median(xs)
+		return benchkit.Median(xs)
 	}
 	fmt.Fprint(w, "\nMedians over the rounds, µs:\n\n")
 	fmt.Fprintln(w, "| server | load q/s | p50 | p99 | p99.9 |")
@@ -116,25 +115,10 @@ func (b *bench) report() error {
 		}
 	}
 	for name, body := range map[string]string{"dns.csv": runs.String(), "dns-summary.csv": sum.String()} {
-		if err := appendCSV(filepath.Join(o.results, name), body); err != nil {
+		if err := benchkit.AppendCSV(filepath.Join(o.results, name), body); err != nil {
 			return err
 		}
 	}
 	logf("CSV appended to %s/dns.csv and dns-summary.csv", o.results)
 	return nil
-}
-
-// appendCSV appends body to path, without its header line if the file
-// already has content.
-func appendCSV(path, body string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st, _ := f.Stat(); st != nil && st.Size() > 0 {
-		_, body, _ = strings.Cut(body, "\n")
-	}
-	_, err = io.WriteString(f, body)
-	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 const (
@@ -45,7 +45,7 @@ type host struct {
 	client             *api.Client
 	dns                *dnsProber // used by one goroutine at a time
 
-	ctd, agent *daemon
+	ctd, agent *benchkit.Daemon
 }
 
 // cluster is one lab of hosts with their containerds and agents.
@@ -53,7 +53,7 @@ type cluster struct {
 	o       *options
 	profile string
 	tag     string // names this cluster's log files: PROFILE-nN
-	lab     *lab
+	lab     *benchkit.Lab
 	hosts   []*host // hosts[k-1] is hK
 	token   string
 	events  *eventLog
@@ -78,8 +78,8 @@ func (c *cluster) logPath(name string) string {
 // once the service runs 3 replicas on 3 hosts that every host's DNS
 // announces and that answer HTTP.
 func formCluster(ctx context.Context, o *options, profile string, n int, tag string) (_ *cluster, err error) {
-	c := &cluster{o: o, profile: profile, tag: tag, niceAdj: -harnessNice(), stopWatch: func() {},
-		lab: &lab{script: o.labScript, prefix: o.prefix, subnet: o.subnet}}
+	c := &cluster{o: o, profile: profile, tag: tag, niceAdj: -benchkit.HarnessNice(), stopWatch: func() {},
+		lab: &benchkit.Lab{Script: o.labScript, Prefix: o.prefix, Subnet: o.subnet, PinNeighbours: true}}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -92,7 +92,7 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 		return nil, err
 	}
 	start := time.Now()
-	if err := c.lab.up(ctx, n); err != nil {
+	if err := c.lab.Up(ctx, n); err != nil {
 		return nil, err
 	}
 	ctdHosts := n
@@ -101,7 +101,7 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 	}
 	for k := 1; k <= n; k++ {
 		dir := filepath.Join(o.work, "run", "h"+strconv.Itoa(k))
-		h := &host{k: k, name: "h" + strconv.Itoa(k), addr: c.lab.addr(k), netns: c.lab.netns(k), dir: dir,
+		h := &host{k: k, name: "h" + strconv.Itoa(k), addr: c.lab.Addr(k), netns: c.lab.NetNS(k), dir: dir,
 			runsCtd: k <= ctdHosts, dataDir: filepath.Join(dir, "data"), apiSock: filepath.Join(dir, "orch.sock")}
 		h.client = api.NewClient(h.apiSock)
 		h.dns = newDNSProber(h.netns, "127.0.0.1:8600")
@@ -116,7 +116,7 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 		if !h.runsCtd {
 			continue
 		}
-		if h.ctdConfig, h.ctdSock, err = writeContainerdConfig(filepath.Join(h.dir, "ctd")); err != nil {
+		if h.ctdConfig, h.ctdSock, err = benchkit.WriteContainerdConfig(filepath.Join(h.dir, "ctd")); err != nil {
 			return nil, err
 		}
 		if err := c.startContainerd(h); err != nil {
@@ -125,7 +125,7 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 	}
 	for _, h := range c.hosts {
 		if h.runsCtd {
-			if err := waitCtr(ctx, h.ctdSock, h.ctd, 60*time.Second); err != nil {
+			if err := benchkit.WaitContainerd(ctx, h.ctdSock, h.ctd, 60*time.Second); err != nil {
 				return nil, fmt.Errorf("%s: %w", h.name, err)
 			}
 		}
@@ -144,7 +144,7 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 		return nil, fmt.Errorf("wait for h1: %w", err)
 	}
 	for _, h := range c.hosts[1:] {
-		if err := sleep(ctx, o.stagger); err != nil {
+		if err := benchkit.Sleep(ctx, o.stagger); err != nil {
 			return nil, err
 		}
 		if err := c.startAgent(h, true); err != nil {
@@ -195,7 +195,7 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 		return nil, fmt.Errorf("deploy %s: %w", service, err)
 	}
 	logf("%s: %s deployed (3 replicas on 3 hosts, in every host's DNS, answering HTTP) in %s", tag, service, time.Since(t0).Round(time.Millisecond))
-	if err := sleep(ctx, o.settle); err != nil {
+	if err := benchkit.Sleep(ctx, o.settle); err != nil {
 		return nil, err
 	}
 	c.mem = c.memory()
@@ -203,106 +203,41 @@ func formCluster(ctx context.Context, o *options, profile string, n int, tag str
 	return c, nil
 }
 
-// writeContainerdConfig writes dir/config.toml for a private containerd
-// with root, state, temp and sockets under dir, as internal/testenv does.
-func writeContainerdConfig(dir string) (config, socket string, err error) {
-	for _, d := range []string{"root", "state", "tmp", "plugins"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o711); err != nil {
-			return "", "", err
-		}
-	}
-	socket = filepath.Join(dir, "containerd.sock")
-	if len(socket)+len(".ttrpc") >= 108 {
-		return "", "", fmt.Errorf("socket path %s too long", socket)
-	}
-	cfg := fmt.Sprintf(`# written by scripts/bench/internal/heal
-version = 2
-root = %q
-state = %q
-temp = %q
-plugin_dir = %q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.nri.v1.nri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[debug]
-  address = ""
-  level = "info"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), filepath.Join(dir, "tmp"), filepath.Join(dir, "plugins"),
-		socket, socket+".ttrpc", filepath.Join(dir, "root", "opt"))
-	config = filepath.Join(dir, "config.toml")
-	return config, socket, os.WriteFile(config, []byte(cfg), 0o644)
-}
-
-// waitCtr polls `ctr version` until it answers or timeout passes.
-func waitCtr(ctx context.Context, socket string, d *daemon, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if d.exited() {
-			return d.exitError()
-		}
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		out, err := exec.CommandContext(c, "ctr", "-a", socket, "version").CombinedOutput()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		last = fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("containerd did not answer in %v: %v", timeout, last)
-}
-
 func (c *cluster) startContainerd(h *host) error {
-	d, err := startDaemon(h.name+" containerd", c.logPath(h.name+"-containerd.log"), h.netns, c.niceAdj,
-		"containerd", "--config", h.ctdConfig)
+	d, err := c.startDaemon(h, "containerd", "containerd", "--config", h.ctdConfig)
 	h.ctd = d
 	return err
+}
+
+// startDaemon starts argv in h's network namespace at the default priority
+// (see [benchkit.HarnessNice]), its output appended to the cluster's log
+// PROFILE-nN-hK-WHAT.log: a restarted daemon continues its log.
+func (c *cluster) startDaemon(h *host, what string, argv ...string) (*benchkit.Daemon, error) {
+	return benchkit.StartDaemon(benchkit.DaemonOptions{
+		Name:      h.name + " " + what,
+		Log:       c.logPath(h.name + "-" + what + ".log"),
+		AppendLog: true,
+		NetNS:     h.netns,
+		Nice:      c.niceAdj,
+	}, argv...)
 }
 
 // startAgent starts h's agent; join adds the token and h1's address (a
 // restarted agent gets neither: it rejoins from its data dir).
 func (c *cluster) startAgent(h *host, join bool) error {
+	a := benchkit.Agent{Bin: c.o.orch, Name: h.name, Addr: h.addr, DataDir: h.dataDir, Socket: h.apiSock, Profile: c.profile}
 	ctd := "none"
-	argv := []string{c.o.orch, "agent", "--name", h.name,
-		"--bind", h.addr.String() + ":7946",
-		"--data-dir", h.dataDir,
-		"--socket", h.apiSock,
-		"--profile", c.profile,
-	}
 	if h.runsCtd {
 		ctd = h.ctdSock
 		if c.o.ctdHosts > 0 && c.o.ctdHosts < len(c.hosts) {
-			argv = append(argv, "--label", ctdLabel+"=yes")
+			a.Extra = append(a.Extra, "--label", ctdLabel+"=yes")
 		}
 	}
-	argv = append(argv, "--containerd", ctd)
+	a.Extra = append(a.Extra, "--containerd", ctd)
 	if join {
-		argv = append(argv, "--token", c.token, "--join", c.host(1).addr.String())
+		a.Join, a.Token = c.host(1).addr, c.token
 	}
-	d, err := startDaemon(h.name+" agent", c.logPath(h.name+"-agent.log"), h.netns, c.niceAdj, argv...)
+	d, err := c.startDaemon(h, "agent", a.Argv()...)
 	h.agent = d
 	return err
 }
@@ -313,9 +248,6 @@ func (c *cluster) orch(ctx context.Context, h *host, args ...string) ([]byte, er
 	defer cancel()
 	return exec.CommandContext(ctx, c.o.orch, append([]string{"--socket", h.apiSock}, args...)...).CombinedOutput()
 }
-
-// errStop ends poll at once.
-type errStop struct{ error }
 
 // poll calls f every interval until it succeeds, timeout passes, ctx
 // ends, or a daemon exits on its own.
@@ -331,8 +263,8 @@ func (c *cluster) poll(ctx context.Context, timeout, interval time.Duration, f f
 		if err == nil {
 			return nil
 		}
-		if s := (errStop{}); errors.As(err, &s) {
-			return s.error
+		if s := (benchkit.StopRetry{}); errors.As(err, &s) {
+			return s.Err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -340,7 +272,7 @@ func (c *cluster) poll(ctx context.Context, timeout, interval time.Duration, f f
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not within %v: %w", timeout, err)
 		}
-		if err := sleep(ctx, interval); err != nil {
+		if err := benchkit.Sleep(ctx, interval); err != nil {
 			return err
 		}
 	}
@@ -349,11 +281,11 @@ func (c *cluster) poll(ctx context.Context, timeout, interval time.Duration, f f
 // checkRunning fails if a daemon that should run has exited.
 func (c *cluster) checkRunning() error {
 	for _, h := range c.hosts {
-		if h.ctd != nil && h.ctd.exited() {
-			return h.ctd.exitError()
+		if h.ctd != nil && h.ctd.Exited() {
+			return h.ctd.ExitError()
 		}
-		if h.agent != nil && h.agent.exited() {
-			return h.agent.exitError()
+		if h.agent != nil && h.agent.Exited() {
+			return h.agent.ExitError()
 		}
 	}
 	return nil
@@ -474,35 +406,35 @@ func (c *cluster) settled(h *host) func(context.Context) error {
 // victimProcs lists every process in h's network namespace (its agent,
 // containerd and shims) with their descendants (the containers, which
 // live in the replicas' own namespaces).
-func victimProcs(h *host) ([]proc, error) {
-	pids, err := pidsInNetns(h.netns)
+func victimProcs(h *host) ([]benchkit.Proc, error) {
+	pids, err := benchkit.PidsInNetns(h.netns)
 	if err != nil {
 		return nil, err
 	}
-	return treeOf(listProcs(false), pids), nil
+	return benchkit.TreeOf(benchkit.ListProcs(false), pids), nil
 }
 
 // killHost SIGKILLs everything of h (pre is a list taken just before, so
 // the first signal goes out at once) and waits until it is gone.
-func (c *cluster) killHost(h *host, pre []proc) error {
-	sigkill(pre)
+func (c *cluster) killHost(h *host, pre []benchkit.Proc) error {
+	benchkit.SigKill(pre)
 	for range 20 {
 		v, err := victimProcs(h)
 		if err != nil {
 			return err
 		}
-		v = slices.DeleteFunc(v, func(p proc) bool { return p.state == "Z" })
+		v = slices.DeleteFunc(v, func(p benchkit.Proc) bool { return p.State == "Z" })
 		if len(v) == 0 {
 			break
 		}
-		sigkill(v)
-		if left := waitDead(v, 2*time.Second); len(left) == 0 {
+		benchkit.SigKill(v)
+		if left := benchkit.WaitDead(v, 2*time.Second); len(left) == 0 {
 			break
 		}
 	}
-	h.agent.waitGone(10 * time.Second)
+	h.agent.WaitGone(10 * time.Second)
 	if h.ctd != nil {
-		h.ctd.waitGone(10 * time.Second)
+		h.ctd.WaitGone(10 * time.Second)
 	}
 	return nil
 }
@@ -510,14 +442,14 @@ func (c *cluster) killHost(h *host, pre []proc) error {
 // restore heals h's link, restarts its containerd and its agent (from its
 // data dir, no join flags), and waits until the cluster has settled.
 func (c *cluster) restore(ctx context.Context, h *host) error {
-	if err := c.lab.heal(ctx, h.k); err != nil {
+	if err := c.lab.Heal(ctx, h.k); err != nil {
 		return err
 	}
 	if h.runsCtd {
 		if err := c.startContainerd(h); err != nil {
 			return err
 		}
-		if err := waitCtr(ctx, h.ctdSock, h.ctd, 60*time.Second); err != nil {
+		if err := benchkit.WaitContainerd(ctx, h.ctdSock, h.ctd, 60*time.Second); err != nil {
 			return fmt.Errorf("%s: restart containerd: %w", h.name, err)
 		}
 	}
@@ -537,7 +469,7 @@ func (c *cluster) restore(ctx context.Context, h *host) error {
 // log and exits, which is the evidence a hang needs.
 func (c *cluster) dumpStuck(ctx context.Context) {
 	for _, h := range c.hosts {
-		if h.agent.exited() {
+		if h.agent.Exited() {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -546,10 +478,19 @@ func (c *cluster) dumpStuck(ctx context.Context) {
 		if err == nil {
 			continue
 		}
-		logf("%s: %s's API does not answer (%v): SIGQUIT, its goroutines go to %s", c.tag, h.name, err, h.agent.logPath)
-		h.agent.cmd.Process.Signal(syscall.SIGQUIT)
-		h.agent.waitGone(5 * time.Second)
+		logf("%s: %s's API does not answer (%v): SIGQUIT, its goroutines go to %s", c.tag, h.name, err, h.agent.LogPath())
+		h.agent.Signal(syscall.SIGQUIT)
+		h.agent.WaitGone(5 * time.Second)
 	}
+}
+
+// reap removes everything a run with work directory work left but its
+// logs (see [benchkit.Reap]): each host's containerd keeps its state in
+// work/run/hK/ctd/state. The containerd namespace "orch" is shared with
+// every other containerd on the machine (tests use it too), so its
+// parents (/run/containerd/runc/orch, the cgroup /orch) are left alone.
+func reap(work string) error {
+	return benchkit.Reap(work, benchkit.ReapOptions{ContainerdStates: []string{"run/*/ctd/state"}})
 }
 
 // stop stops the watchers, the agents and the containerds, removes the lab
@@ -566,7 +507,7 @@ func (c *cluster) stop() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.agent.stop(10 * time.Second)
+			h.agent.Stop(10 * time.Second)
 		}()
 	}
 	wg.Wait()
@@ -574,7 +515,7 @@ func (c *cluster) stop() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.ctd.stop(5 * time.Second)
+			h.ctd.Stop(5 * time.Second)
 		}()
 	}
 	wg.Wait()
@@ -583,7 +524,7 @@ func (c *cluster) stop() {
 	if err := reap(c.o.work); err != nil {
 		logf("warning: cleanup: %v", err)
 	}
-	if err := c.lab.down(context.Background()); err != nil {
+	if err := c.lab.Down(context.Background()); err != nil {
 		logf("warning: %v", err)
 	}
 }
@@ -599,24 +540,30 @@ type memSample struct {
 func (c *cluster) memory() memSample {
 	var m memSample
 	for _, h := range c.hosts {
-		if !h.agent.exited() {
+		if !h.agent.Exited() {
 			m.agents++
-			m.agentKiB += vmRSS(h.agent.pid())
+			m.agentKiB += rssOf(h.agent.Pid())
 		}
-		if h.ctd != nil && !h.ctd.exited() {
+		if h.ctd != nil && !h.ctd.Exited() {
 			m.ctds++
-			m.ctdKiB += vmRSS(h.ctd.pid())
+			m.ctdKiB += rssOf(h.ctd.Pid())
 		}
 	}
-	for _, p := range listProcs(true) {
-		if strings.HasPrefix(strings.TrimPrefix(shimAddress(p.argv), "unix://"), c.o.work+"/") {
+	for _, p := range benchkit.ListProcs(true) {
+		if strings.HasPrefix(strings.TrimPrefix(benchkit.ShimAddress(p.Argv), "unix://"), c.o.work+"/") {
 			m.shims++
-			m.shimKiB += vmRSS(p.pid)
+			m.shimKiB += rssOf(p.PID)
 		}
 	}
-	m.availKiB = memAvailable()
+	m.availKiB = benchkit.MemAvailable()
 	m.availBaseKiB = c.o.memBase
 	return m
+}
+
+// rssOf is pid's VmRSS in KiB; 0 if it has exited.
+func rssOf(pid int) int64 {
+	m, _ := benchkit.ProcMem(pid)
+	return m.RSS
 }
 
 func (m memSample) total() int64 { return m.agentKiB + m.ctdKiB + m.shimKiB }
@@ -626,11 +573,9 @@ func (m memSample) String() string {
 		if n == 0 {
 			return 0
 		}
-		return mib(sum) / float64(n)
+		return benchkit.MiB(sum) / float64(n)
 	}
 	return fmt.Sprintf("%d agents %.0f MiB (%.1f each), %d containerds %.0f MiB (%.1f each), %d shims %.0f MiB; total %.0f MiB RSS; MemAvailable %.1f GiB (%.1f GiB before the run)",
-		m.agents, mib(m.agentKiB), per(m.agentKiB, m.agents), m.ctds, mib(m.ctdKiB), per(m.ctdKiB, m.ctds),
-		m.shims, mib(m.shimKiB), mib(m.total()), mib(m.availKiB)/1024, mib(m.availBaseKiB)/1024)
+		m.agents, benchkit.MiB(m.agentKiB), per(m.agentKiB, m.agents), m.ctds, benchkit.MiB(m.ctdKiB), per(m.ctdKiB, m.ctds),
+		m.shims, benchkit.MiB(m.shimKiB), benchkit.MiB(m.total()), benchkit.MiB(m.availKiB)/1024, benchkit.MiB(m.availBaseKiB)/1024)
 }
-
-func mib(kib int64) float64 { return float64(kib) / 1024 }

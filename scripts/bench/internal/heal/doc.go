@@ -2,7 +2,7 @@
 // takes to heal when a host running a replica dies, as every surviving
 // host's DNS sees it. Run it through that script: it checks for root,
 // builds orch from the working tree, this program and the busybox image
-// (internal/testimage, through this package's TestWriteImage), removes
+// (internal/testimage, through its TestWriteImage), removes
 // what a crashed run left behind, and tears everything down on exit.
 //
 // # Setup (one cluster per profile)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // seenEvent is one event of one agent's stream.
@@ -93,7 +94,7 @@ func (l *eventLog) watch(ctx context.Context, k int, c *api.Client) {
 			broke = time.Now()
 			return nil
 		})
-		if sleep(ctx, 200*time.Millisecond) != nil {
+		if benchkit.Sleep(ctx, 200*time.Millisecond) != nil {
 			return
 		}
 		// seq restarts at 1 when an agent restarts, so resume by time.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // maxHosts keeps host addresses inside a /24 lab subnet.
@@ -99,7 +101,7 @@ func main() {
 	case len(o.profiles) == 0 && o.soak == 0:
 		fatalf("--profiles is empty")
 	}
-	o.memBase = memAvailable()
+	o.memBase = benchkit.MemAvailable()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -164,11 +166,6 @@ func cmpOr(a, b error) error {
 	return b
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s heal: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+func logf(format string, args ...any) { benchkit.Logf("heal", format, args...) }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "heal: %s\n", fmt.Sprintf(format, args...))
-	os.Exit(1)
-}
+func fatalf(format string, args ...any) { benchkit.Fatalf("heal", format, args...) }

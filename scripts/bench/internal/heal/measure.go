@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // survivorResult is what one surviving host saw in one repetition. Times
@@ -214,9 +216,9 @@ func (c *cluster) rep(ctx context.Context, i int, rng *rand.Rand) (repResult, er
 	subject := fmt.Sprintf("%s.%d", service, r.slot)
 	logf("%s rep %d/%d: killing %s (%d processes; replica %s at %s)", c.tag, i, o.runs, victim.name, len(pre), subject, r.deadAddr)
 
-	busy0, total0 := cpuTicks()
+	cpu0, _ := benchkit.ReadHostCPU()
 	t0 := time.Now()
-	sigkill(pre)
+	benchkit.SigKill(pre)
 	r.killed = true
 	pollCtx, stopPolls := context.WithCancel(ctx)
 	defer stopPolls()
@@ -232,7 +234,7 @@ func (c *cluster) rep(ctx context.Context, i int, rng *rand.Rand) (repResult, er
 			answers[j] = c.pollSurvivor(pollCtx, h, r.deadAddr, t0, &results[j], healed)
 		}()
 	}
-	if err := c.lab.isolate(ctx, victim.k); err != nil {
+	if err := c.lab.Isolate(ctx, victim.k); err != nil {
 		stopPolls()
 		wg.Wait()
 		return r, err
@@ -257,10 +259,10 @@ wait:
 	}
 	deadline.Stop()
 	r.healed = got == len(survivors)
-	busy1, total1 := cpuTicks()
-	r.hostBusy = pct(busy1-busy0, total1-total0)
+	cpu1, _ := benchkit.ReadHostCPU()
+	r.hostBusy = cpu0.BusyPct(cpu1)
 	// A little longer, to see the dead address come back if it does.
-	sleep(ctx, o.tail)
+	benchkit.Sleep(ctx, o.tail)
 	stopPolls()
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -328,7 +330,7 @@ wait:
 		return r, fmt.Errorf("restore %s: %w", victim.name, rerr)
 	}
 	logf("%s rep %d/%d: %s back, cluster settled", c.tag, i, o.runs, victim.name)
-	return r, sleep(ctx, o.settle)
+	return r, benchkit.Sleep(ctx, o.settle)
 }
 
 // pollSurvivor asks h's DNS every o.poll until ctx ends, and records in
@@ -434,20 +436,26 @@ func fmtMS(v float64) string {
 	return fmt.Sprintf("%.0f ms", v)
 }
 
+// otherLoad lists what else loads the machine: other benchmarks (command
+// lines naming scripts/bench/), test binaries, Go builds, and network
+// namespaces other than this run's (prefix) with processes in them (tests
+// build labs and run agents in them). Empty namespaces left by crashed
+// runs cost nothing and are not listed.
+func otherLoad(prefix string) []string {
+	return benchkit.OtherLoad(benchkit.LoadFilter{
+		Own:      []string{"scripts/bench/heal", "internal/heal", "orch-bench-heal"},
+		Tests:    true,
+		GoBuilds: true,
+		Netns:    benchkit.NetnsBusy,
+		Prefix:   prefix,
+	})
+}
+
 // waitIdle waits, up to limit, until no other benchmark or test runs (see
 // otherLoad), and returns what still runs.
 func waitIdle(ctx context.Context, limit time.Duration, prefix string) ([]string, error) {
-	start := time.Now()
-	for said := false; ; said = true {
-		others := otherLoad(prefix)
-		if len(others) == 0 || time.Since(start) >= limit {
-			return others, nil
-		}
-		if !said {
-			logf("other load is running, waiting up to %v:\n  %s", limit, strings.Join(others, "\n  "))
-		}
-		if err := sleep(ctx, 5*time.Second); err != nil {
-			return others, err
-		}
-	}
+	_, others, err := benchkit.WaitIdle(ctx, limit, 5*time.Second, func() []string { return otherLoad(prefix) }, func(others []string) {
+		logf("other load is running, waiting up to %v:\n  %s", limit, strings.Join(others, "\n  "))
+	})
+	return others, err
 }

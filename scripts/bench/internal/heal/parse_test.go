@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 )
@@ -64,42 +63,4 @@ func TestVerdict(t *testing.T) {
 			t.Errorf("verdict(%s, %v, %v) = %q, want %q", tc.profile, tc.median, tc.max, got, tc.want)
 		}
 	}
-}
-
-func TestGoTool(t *testing.T) {
-	for argv, want := range map[string]bool{
-		"go build -o /tmp/x ./cmd/orch":                          true,
-		"go test -race ./...":                                    true,
-		"go env GOPATH":                                          false,
-		"/usr/local/go/pkg/tool/linux_amd64/compile -o x":        true,
-		"/usr/local/go/pkg/tool/linux_amd64/link -o x":           true,
-		"/usr/bin/compile":                                       false,
-		"/tmp/orch-bench-heal-bin/orch agent --name h1":          false,
-		"/root/go/bin/gopls":                                     false,
-		"/usr/local/go/pkg/tool/linux_amd64/vet -unusedresult x": true,
-	} {
-		if got := goTool(splitArgv(argv)); got != want {
-			t.Errorf("goTool(%q) = %v, want %v", argv, got, want)
-		}
-	}
-}
-
-func TestShimAddress(t *testing.T) {
-	for argv, want := range map[string]string{
-		"/usr/bin/containerd-shim-runc-v2 -namespace orch -id web.0.x -address /tmp/orch-bench-heal/run/h1/ctd/containerd.sock": "/tmp/orch-bench-heal/run/h1/ctd/containerd.sock",
-		"/usr/bin/containerd-shim-runc-v2 -namespace orch -address=unix:///a/b.sock -id x":                                      "unix:///a/b.sock",
-		"/usr/bin/containerd --config /x/config.toml":                                                                           "",
-	} {
-		if got := shimAddress(splitArgv(argv)); got != want {
-			t.Errorf("shimAddress(%q) = %q, want %q", argv, got, want)
-		}
-	}
-}
-
-func splitArgv(s string) []string {
-	var out []string
-	for f := range strings.FieldsSeq(s) {
-		out = append(out, f)
-	}
-	return out
 }

@@ -3,18 +3,18 @@ package main
 import (
 	"bufio"
 	"cmp"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // aims are the targets for T2, per profile.
@@ -46,12 +46,7 @@ func statOf(xs []float64) stat {
 			s[i] = math.Inf(1)
 		}
 	}
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return stat{median: m, max: s[len(s)-1], n: len(s)}
+	return stat{median: benchkit.Median(s), max: benchkit.Max(s), n: len(s)}
 }
 
 func col(reps []repResult, f func(repResult) float64) []float64 {
@@ -83,8 +78,7 @@ func sec(ms float64) string {
 
 // header describes the run.
 func header(w io.Writer, o *options, started time.Time) {
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, "\n# orch %s, %s, %d CPUs, %s, %s\n", o.source, runtime.Version(), runtime.NumCPU(), host, started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "\n%s\n", benchkit.Header(o.source, started))
 	ctd := "a containerd on every host"
 	if o.ctdHosts > 0 && o.ctdHosts < o.hosts {
 		ctd = fmt.Sprintf("containerd on h1-h%d only, --containerd none on the other %d (the service is constrained to node.label.%s==yes)", o.ctdHosts, o.hosts-o.ctdHosts, ctdLabel)
@@ -216,39 +210,16 @@ func writeResults(o *options, started time.Time, runs []profileRun) error {
 		sum = append(sum, []string{stamp, o.source, pr.profile, strconv.Itoa(o.hosts), strconv.Itoa(ctdHosts), strconv.Itoa(len(pr.reps)), strconv.Itoa(healed),
 			f1(t1.median), f1(t1.max), f1(t2.median), f1(t2.max), strconv.FormatInt(aims[pr.profile].Milliseconds(), 10), verdict(pr.profile, t2),
 			f1(statOf(col(pr.reps, fDetect)).median), f1(statOf(col(pr.reps, func(r repResult) float64 { return r.running })).median),
-			f1(mib(pr.mem.agentKiB)), f1(mib(pr.mem.ctdKiB)), f1(mib(pr.mem.shimKiB))})
+			f1(benchkit.MiB(pr.mem.agentKiB)), f1(benchkit.MiB(pr.mem.ctdKiB)), f1(benchkit.MiB(pr.mem.shimKiB))})
 	}
-	if err := appendCSV(filepath.Join(o.results, "heal.csv"), rows); err != nil {
+	if err := benchkit.AppendCSVRows(filepath.Join(o.results, "heal.csv"), rows); err != nil {
 		return err
 	}
-	return appendCSV(filepath.Join(o.results, "heal-summary.csv"), sum)
+	return benchkit.AppendCSVRows(filepath.Join(o.results, "heal-summary.csv"), sum)
 }
 
-func f1(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return ""
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64)
-}
-
-// appendCSV appends rows to path, without the header row if the file
-// already has content.
-func appendCSV(path string, rows [][]string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st, _ := f.Stat(); st != nil && st.Size() > 0 {
-		rows = rows[1:]
-	}
-	w := csv.NewWriter(f)
-	w.WriteAll(rows)
-	return w.Error()
-}
+// f1 prints v with one decimal for the CSV files; empty for no value.
+func f1(v float64) string { return benchkit.CSVNum(v, 1) }
 
 // logSummary counts the WARN and ERROR lines of a cluster's agent logs.
 type logSummary struct {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // soakResult is what an idle soak saw. Every member stays alive
@@ -46,11 +48,11 @@ func runSoak(ctx context.Context, o *options, stdout io.Writer, started time.Tim
 	t0 := time.Now()
 	logf("soak: idle for %v", o.soak)
 	cpu0 := c.agentCPU()
-	busy0, total0 := cpuTicks()
+	host0, _ := benchkit.ReadHostCPU()
 	end := t0.Add(o.soak)
 	var r soakResult
 	for now := t0; now.Before(end); now = time.Now() {
-		if err := sleep(ctx, min(time.Minute, end.Sub(now))); err != nil {
+		if err := benchkit.Sleep(ctx, min(time.Minute, end.Sub(now))); err != nil {
 			return err
 		}
 		if err := c.checkRunning(); err != nil {
@@ -66,10 +68,10 @@ func runSoak(ctx context.Context, o *options, stdout io.Writer, started time.Tim
 	}
 	r = soakCount(c, t0)
 	r.n, r.duration, r.others = o.hosts, time.Since(t0), others
-	busy1, total1 := cpuTicks()
-	r.hostBusy = pct(busy1-busy0, total1-total0)
+	host1, _ := benchkit.ReadHostCPU()
+	r.hostBusy = host0.BusyPct(host1)
 	cpu1 := c.agentCPU()
-	r.agentCPU = float64(cpu1-cpu0) / float64(clockTicks) / r.duration.Seconds() * 100 / float64(len(c.hosts))
+	r.agentCPU = (cpu1 - cpu0).Seconds() / r.duration.Seconds() * 100 / float64(len(c.hosts))
 	r.mem = c.memory()
 	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	r.endState = "every agent lists every host alive; 3 replicas running on 3 hosts, in every DNS, answering HTTP"
@@ -115,7 +117,7 @@ func runSoak(ctx context.Context, o *options, stdout io.Writer, started time.Tim
 	if o.ctdHosts > 0 && o.ctdHosts < o.hosts {
 		ctdHosts = o.ctdHosts
 	}
-	return appendCSV(filepath.Join(o.results, "heal-soak.csv"), [][]string{
+	return benchkit.AppendCSVRows(filepath.Join(o.results, "heal-soak.csv"), [][]string{
 		{"time", "orch_source", "profile", "n", "containerd_hosts", "duration_s", "false_failed", "false_leave", "flapped", "suspicions",
 			"task_events", "node_events", "restarts", "agent_cpu_pct", "host_busy_pct", "warn_lines", "error_lines", "end_state", "other_load"},
 		{started.UTC().Format(time.RFC3339), o.source, "fast", strconv.Itoa(r.n), strconv.Itoa(ctdHosts), strconv.FormatFloat(r.duration.Seconds(), 'f', 0, 64),
@@ -125,13 +127,13 @@ func runSoak(ctx context.Context, o *options, stdout io.Writer, started time.Tim
 	})
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times.
-const clockTicks = 100
-
-func (c *cluster) agentCPU() int64 {
-	var t int64
+// agentCPU is the CPU time the agents have used so far; an agent that has
+// exited counts as none.
+func (c *cluster) agentCPU() time.Duration {
+	var t time.Duration
 	for _, h := range c.hosts {
-		t += cpuTime(h.agent.pid())
+		d, _ := benchkit.ProcCPU(h.agent.Pid())
+		t += d
 	}
 	return t
 }

@@ -10,25 +10,27 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // config is one implementation and profile under test.
 type config struct {
 	impl, profile string
 	// newDriver makes the driver for one cluster of n agents in dir.
-	newDriver func(l *lab, dir string, n int) (driver, error)
+	newDriver func(l *benchkit.Lab, dir string, n int) (driver, error)
 }
 
 // configs lists what to measure: orch with each profile, then serf.
 func (o options) configs() []config {
 	var cs []config
 	for _, p := range o.profiles {
-		cs = append(cs, config{impl: "orch", profile: p, newDriver: func(l *lab, dir string, n int) (driver, error) {
-			return newOrchDriver(o.orchBin, o.orchFlags, p, l, dir, n), nil
+		cs = append(cs, config{impl: "orch", profile: p, newDriver: func(l *benchkit.Lab, dir string, n int) (driver, error) {
+			return newOrchDriver(o.Orch, o.orchFlags, p, l, dir, n), nil
 		}})
 	}
 	if !o.skipSerf {
-		cs = append(cs, config{impl: "serf", profile: "lan", newDriver: func(l *lab, dir string, _ int) (driver, error) {
+		cs = append(cs, config{impl: "serf", profile: "lan", newDriver: func(l *benchkit.Lab, dir string, _ int) (driver, error) {
 			return newSerfDriver(o.serfBin, l, dir)
 		}})
 	}
@@ -39,10 +41,10 @@ func (o options) configs() []config {
 // CSV files; progress goes to stderr. Results gathered before an error or
 // an interrupt are still reported.
 func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	o.orchFlags = orchAgentFlags(o.orchBin) // before configs: its drivers copy o
+	o.orchFlags = benchkit.NoContainerdFlags(o.Orch) // before configs: its drivers copy o
 	cs := o.configs()
 	if len(cs) == 0 {
-		return usageError{errors.New("nothing to measure: --profiles is empty and --skip-serf is set")}
+		return benchkit.UsageError{Err: errors.New("nothing to measure: --profiles is empty and --skip-serf is set")}
 	}
 	if !o.skipSerf {
 		if _, err := exec.LookPath(o.serfBin); err != nil {
@@ -51,12 +53,8 @@ func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	env := describeMachine(o)
 	fmt.Fprint(stderr, env.String())
-	l := &lab{script: o.labScript, prefix: o.prefix, subnet: o.subnet}
-	defer func() {
-		if err := l.down(ctx); err != nil {
-			fmt.Fprintf(stderr, "membership: warning: %v\n", err)
-		}
-	}()
+	l, down := newLab(ctx, o, stderr)
+	defer down()
 
 	rng := rand.New(rand.NewPCG(o.seed, 0))
 	var runs []runResult
@@ -66,7 +64,7 @@ func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	err := func() error {
 		for _, n := range o.sizes {
 			fmt.Fprintf(stderr, "lab: %d hosts\n", n)
-			if err := l.up(ctx, n); err != nil {
+			if err := l.Up(ctx, n); err != nil {
 				return err
 			}
 			for _, c := range cs {
@@ -94,7 +92,7 @@ func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}()
-	env.finish(start)
+	env.Finish(start)
 	sums := summarise(runs, idles, unformed, o)
 	if len(sums) > 0 {
 		fmt.Fprintln(stdout)
@@ -104,21 +102,32 @@ func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 		printVerdicts(stdout, sums)
 		printUnformed(stdout, sums)
-		if werr := writeBenchCSV(o.results, runs, sums); werr != nil {
+		if werr := writeBenchCSV(o.Results, runs, sums); werr != nil {
 			err = errors.Join(err, werr)
 		} else {
-			fmt.Fprintf(stderr, "results: %s, %s\n", filepath.Join(o.results, runsCSV), filepath.Join(o.results, summaryCSV))
+			fmt.Fprintf(stderr, "results: %s, %s\n", filepath.Join(o.Results, runsCSV), filepath.Join(o.Results, summaryCSV))
 		}
 	}
 	return err
+}
+
+// newLab returns the lab of o, with permanent neighbour entries (see
+// [benchkit.Lab.PinNeighbours]), and a function that tears it down.
+func newLab(ctx context.Context, o options, stderr io.Writer) (*benchkit.Lab, func()) {
+	l := &benchkit.Lab{Script: o.Lab, Prefix: o.Prefix, Subnet: o.Subnet, PinNeighbours: true}
+	return l, func() {
+		if err := l.Down(ctx); err != nil {
+			fmt.Fprintf(stderr, "membership: warning: %v\n", err)
+		}
+	}
 }
 
 // runOnce forms a fresh cluster, lets it settle, measures idle use if
 // this is the first run of its configuration, and kills victim. It also
 // records how busy the whole machine was from settling to detection, to
 // flag runs disturbed by other work on the host.
-func runOnce(ctx context.Context, o options, l *lab, c config, n, run, victim int) (runResult, *idle, error) {
-	dir := filepath.Join(o.work, fmt.Sprintf("%s-%s-n%d-r%d", c.impl, c.profile, n, run))
+func runOnce(ctx context.Context, o options, l *benchkit.Lab, c config, n, run, victim int) (runResult, *idle, error) {
+	dir := filepath.Join(o.Work, fmt.Sprintf("%s-%s-n%d-r%d", c.impl, c.profile, n, run))
 	d, err := c.newDriver(l, dir, n)
 	if err != nil {
 		return runResult{}, nil, err
@@ -130,8 +139,8 @@ func runOnce(ctx context.Context, o options, l *lab, c config, n, run, victim in
 	}
 	defer cl.stop()
 	r := runResult{impl: c.impl, profile: c.profile, n: n, run: run, formed: cl.formedAt.Sub(start), hostBusyPct: math.NaN()}
-	h0, herr := readHostCPU()
-	if !sleepCtx(ctx, o.settle) {
+	h0, herr := benchkit.ReadHostCPU()
+	if benchkit.Sleep(ctx, o.settle) != nil {
 		return runResult{}, nil, ctx.Err()
 	}
 	var id *idle
@@ -145,8 +154,8 @@ func runOnce(ctx context.Context, o options, l *lab, c config, n, run, victim in
 	if r.det, err = cl.detect(ctx, victim, o.poll, o.timeout); err != nil {
 		return runResult{}, nil, err
 	}
-	if h1, err := readHostCPU(); err == nil && herr == nil {
-		r.hostBusyPct = busyPct(h0, h1)
+	if h1, err := benchkit.ReadHostCPU(); err == nil && herr == nil {
+		r.hostBusyPct = h0.BusyPct(h1)
 	}
 	return r, id, nil
 }
@@ -154,8 +163,8 @@ func runOnce(ctx context.Context, o options, l *lab, c config, n, run, victim in
 func progressLine(r runResult, id *idle) string {
 	s := fmt.Sprintf("%s/%s N=%d run %d: formed in %s, killed %s: all %d survivors by %s (first %s), poll %s, log %s",
 		r.impl, r.profile, r.n, r.run, r.formed.Round(time.Millisecond), r.det.victim, r.det.survivors,
-		fmtMs(lastMs(r.det.stamp, r.det.survivors)), fmtMs(firstMs(r.det.stamp)),
-		fmtMs(lastMs(r.det.poll, r.det.survivors)), fmtMs(lastMs(r.det.log, r.det.survivors)))
+		benchkit.FormatMs(benchkit.LastMs(r.det.stamp, r.det.survivors)), benchkit.FormatMs(benchkit.FirstMs(r.det.stamp)),
+		benchkit.FormatMs(benchkit.LastMs(r.det.poll, r.det.survivors)), benchkit.FormatMs(benchkit.LastMs(r.det.log, r.det.survivors)))
 	if r.det.falseFailures > 0 {
 		s += fmt.Sprintf(", %d FALSE FAILURES", r.det.falseFailures)
 	}

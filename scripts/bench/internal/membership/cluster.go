@@ -9,10 +9,16 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
-// convergePoll is how often formation checks every agent's member list.
-const convergePoll = 250 * time.Millisecond
+const (
+	// convergePoll is how often formation checks every agent's member list.
+	convergePoll = 250 * time.Millisecond
+	// killWait bounds the wait for a SIGKILLed agent to be reaped.
+	killWait = 10 * time.Second
+)
 
 // formError is a cluster that did not form: it failed to start or did not
 // converge in time.
@@ -25,7 +31,7 @@ func (e *formError) Unwrap() error { return e.err }
 type cluster struct {
 	d        driver
 	n        int
-	procs    map[int]*proc // fixed once formed
+	procs    map[int]*benchkit.Daemon // fixed once formed
 	rec      *recorder
 	formedAt time.Time // when every agent first listed n alive members
 
@@ -36,8 +42,8 @@ type cluster struct {
 // formCluster starts n agents, agent 1 first, the others stagger apart,
 // and waits until every one lists n alive members. It then watches every
 // agent's member events until stop. On error it stops what it started.
-func formCluster(ctx context.Context, d driver, l *lab, n int, dir string, stagger, timeout time.Duration) (_ *cluster, err error) {
-	c := &cluster{d: d, n: n, procs: map[int]*proc{}, rec: &recorder{}, stopWatch: func() {}}
+func formCluster(ctx context.Context, d driver, l *benchkit.Lab, n int, dir string, stagger, timeout time.Duration) (_ *cluster, err error) {
+	c := &cluster{d: d, n: n, procs: map[int]*benchkit.Daemon{}, rec: &recorder{}, stopWatch: func() {}}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -52,7 +58,7 @@ func formCluster(ctx context.Context, d driver, l *lab, n int, dir string, stagg
 		return nil, c.formFailed(ctx, fmt.Errorf("wait for agent 1: %w", err))
 	}
 	for k := 2; k <= n; k++ {
-		if !sleepCtx(fctx, stagger) {
+		if benchkit.Sleep(fctx, stagger) != nil {
 			return nil, c.formFailed(ctx, fctx.Err())
 		}
 		if err := c.start(l, k, dir); err != nil {
@@ -80,18 +86,27 @@ func (c *cluster) formFailed(ctx context.Context, err error) error {
 	return &formError{err}
 }
 
-// start runs agent k with its log in dir/hK.log; member events in the log
-// go to the recorder.
-func (c *cluster) start(l *lab, k int, dir string) error {
+// start runs agent k in lab host k with its log in dir/hK.log; member
+// events in the log go to the recorder. The benchmark runs at nice -10
+// (scripts/bench/membership), so that its timestamps (reading an agent's
+// log line, an answer to a poll) are taken promptly while the agents keep
+// both cores busy; the agents run at the default priority.
+func (c *cluster) start(l *benchkit.Lab, k int, dir string) error {
 	host := filepath.Join(dir, "h"+strconv.Itoa(k))
 	if err := os.MkdirAll(host, 0o700); err != nil {
 		return err
 	}
-	p, err := startProc(l, k, c.d.argv(k), host+".log", func(line string, at time.Time) {
-		if action, subject, ok := parseLogLine(line); ok {
-			c.rec.add(memberEvent{observer: k, source: sourceLog, action: action, subject: subject, at: at})
-		}
-	})
+	p, err := benchkit.StartDaemon(benchkit.DaemonOptions{
+		Name:  "agent " + strconv.Itoa(k),
+		Log:   host + ".log",
+		NetNS: l.NetNS(k),
+		Nice:  -benchkit.HarnessNice(),
+		OnLine: func(line string, at time.Time) {
+			if action, subject, ok := parseLogLine(line); ok {
+				c.rec.add(memberEvent{observer: k, source: sourceLog, action: action, subject: subject, at: at})
+			}
+		},
+	}, c.d.argv(k)...)
 	if err != nil {
 		return err
 	}
@@ -102,9 +117,9 @@ func (c *cluster) start(l *lab, k int, dir string) error {
 // poll calls f every interval until it succeeds, ctx ends, or an agent
 // exits on its own (which no waiting cures).
 func (c *cluster) poll(ctx context.Context, interval time.Duration, f func() error) error {
-	return retry(ctx, interval, func() error {
+	return benchkit.Retry(ctx, interval, func() error {
 		if err := c.checkRunning(); err != nil {
-			return stopRetry{err}
+			return benchkit.StopRetry{Err: err}
 		}
 		return f()
 	})
@@ -113,8 +128,8 @@ func (c *cluster) poll(ctx context.Context, interval time.Duration, f func() err
 // checkRunning reports an agent that has exited although nobody killed it.
 func (c *cluster) checkRunning() error {
 	for k := 1; k <= c.n; k++ {
-		if p := c.procs[k]; p != nil && !p.alive() {
-			return p.exitError()
+		if p := c.procs[k]; p != nil && p.Exited() {
+			return p.ExitError()
 		}
 	}
 	return nil
@@ -141,13 +156,13 @@ func (c *cluster) converged(ctx context.Context) error {
 }
 
 // usage reads every live agent's counters.
-func (c *cluster) usage() (map[int]usage, error) {
-	out := map[int]usage{}
+func (c *cluster) usage() (map[int]benchkit.Usage, error) {
+	out := map[int]benchkit.Usage{}
 	for k, p := range c.procs {
-		if !p.alive() {
+		if p.Exited() {
 			continue
 		}
-		u, err := readUsage(p.pid())
+		u, err := benchkit.ReadUsage(p.Pid())
 		if err != nil {
 			return nil, fmt.Errorf("agent %d: %w", k, err)
 		}
@@ -162,8 +177,8 @@ func (c *cluster) stop() {
 	c.stopWatch()
 	var errs []error
 	for _, p := range c.procs {
-		if p.alive() {
-			errs = append(errs, p.kill())
+		if !p.Exited() {
+			errs = append(errs, p.Kill(killWait))
 		}
 	}
 	c.watchers.Wait()
@@ -188,7 +203,7 @@ func (c *cluster) idleOver(ctx context.Context, window time.Duration) (idle, err
 		return idle{}, err
 	}
 	t0 := time.Now()
-	if !sleepCtx(ctx, window) {
+	if benchkit.Sleep(ctx, window) != nil {
 		return idle{}, ctx.Err()
 	}
 	u1, err := c.usage()
@@ -200,7 +215,7 @@ func (c *cluster) idleOver(ctx context.Context, window time.Duration) (idle, err
 
 // idleFrom computes idle figures from two samples taken elapsed apart;
 // agents missing from either sample are left out.
-func idleFrom(u0, u1 map[int]usage, elapsed time.Duration) idle {
+func idleFrom(u0, u1 map[int]benchkit.Usage, elapsed time.Duration) idle {
 	var r idle
 	var n int
 	for k, b := range u1 {
@@ -209,8 +224,8 @@ func idleFrom(u0, u1 map[int]usage, elapsed time.Duration) idle {
 			continue
 		}
 		n++
-		rss := float64(b.rssKiB) / 1024
-		cpu := float64(b.cpuTicks-a.cpuTicks) / clockTicks / elapsed.Seconds() * 100
+		rss := benchkit.MiB(b.RSS)
+		cpu := a.CPUPct(b, elapsed)
 		r.rssMeanMiB += rss
 		r.cpuMeanPct += cpu
 		r.rssMaxMiB = max(r.rssMaxMiB, rss)

@@ -52,7 +52,7 @@ func (c *cluster) detect(ctx context.Context, victim int, pollEvery, timeout tim
 	}
 
 	t0 := time.Now()
-	if err := c.procs[victim].kill(); err != nil {
+	if err := c.procs[victim].Kill(killWait); err != nil {
 		return detection{}, err
 	}
 	dctx, cancel := context.WithDeadline(ctx, t0.Add(timeout))

@@ -7,7 +7,7 @@
 // # What it measures
 //
 // For each cluster size N, it builds a netns lab of N hosts with
-// scripts/lab (plus permanent ARP entries: see [lab.pinNeighbours]) and,
+// scripts/lab (plus permanent ARP entries: see [benchkit.Lab.PinNeighbours]) and,
 // for each implementation and profile (orch lan, orch fast, serf lan), runs
 // the same experiment --runs times, each time on a freshly formed cluster:
 //

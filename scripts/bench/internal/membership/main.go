@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // defaultSoak is the soak duration of a bare --soak.
@@ -33,49 +32,24 @@ type options struct {
 	soakSize    int
 	soakProfile string
 
-	orchBin, orchSource string
-	orchFlags           []string // set by runBench: see orchAgentFlags
-	serfBin, labScript  string
-	work, results       string
-	prefix              string
-	subnet              netip.Prefix
+	benchkit.LabFlags
+	orchFlags []string // set by runBench: see benchkit.NoContainerdFlags
+	serfBin   string
 
 	settle, idle, poll, timeout time.Duration
 	stagger, formTimeout        time.Duration
 	seed                        uint64
 }
 
-// usageError is a bad command line: exit status 2.
-type usageError struct{ error }
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills the program outright
-	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err == nil {
-		return
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	fmt.Fprintf(os.Stderr, "membership: %v\n", err)
-	if errors.As(err, new(usageError)) {
-		os.Exit(2)
-	}
-	os.Exit(1)
-}
+func main() { benchkit.Main("membership", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root: the benchmark builds network namespaces (scripts/lab) and runs agents inside them; run it as root, e.g. sudo scripts/bench/membership")
+	if err := benchkit.RequireRoot("scripts/bench/membership"); err != nil {
+		return err
 	}
 	if o.soak > 0 {
 		return runSoak(ctx, o, stdout, stderr)
@@ -89,11 +63,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		soakSize:    20,
 		soakProfile: "fast",
 		serfBin:     "serf",
-		labScript:   "scripts/lab",
-		work:        "/tmp/orch-bench-membership",
-		results:     "scripts/bench/results",
-		prefix:      "bm-",
-		subnet:      netip.MustParsePrefix("10.47.0.0/24"),
+		LabFlags: benchkit.LabFlags{
+			Lab:     "scripts/lab",
+			Work:    "/tmp/orch-bench-membership",
+			Results: "scripts/bench/results",
+			Prefix:  "bm-",
+			Subnet:  netip.MustParsePrefix("10.47.0.0/24"),
+		},
 		settle:      5 * time.Second,
 		idle:        10 * time.Second,
 		poll:        100 * time.Millisecond,
@@ -126,21 +102,8 @@ flags:
 	fs.Var(soakFlag{&o.soak, &soakBare}, "soak", "instead of the benchmark, idle a cluster for `DURATION` (bare --soak: 10m) and count false failures")
 	fs.IntVar(&o.soakSize, "soak-size", o.soakSize, "cluster size of the soak")
 	fs.StringVar(&o.soakProfile, "soak-profile", o.soakProfile, "orch profile of the soak")
-	fs.StringVar(&o.orchBin, "orch", "", "orch binary (required; scripts/bench/membership builds it)")
-	fs.StringVar(&o.orchSource, "orch-source", "", "where the orch binary was built from, for the report")
+	o.LabFlags.Register(fs, "scripts/bench/membership")
 	fs.StringVar(&o.serfBin, "serf", o.serfBin, "stock serf binary")
-	fs.StringVar(&o.labScript, "lab", o.labScript, "the lab script")
-	fs.StringVar(&o.work, "work", o.work, "work directory: agents' data dirs, sockets and logs")
-	fs.StringVar(&o.results, "results", o.results, "directory for the CSV results")
-	fs.StringVar(&o.prefix, "prefix", o.prefix, "lab namespace prefix")
-	fs.Func("subnet", "lab subnet, a /24 or larger (default 10.47.0.0/24)", func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
-			return errors.New("want an IPv4 prefix of /24 or larger")
-		}
-		o.subnet = p.Masked()
-		return nil
-	})
 	fs.DurationVar(&o.settle, "settle", o.settle, "idle time after the cluster has formed, before measuring")
 	fs.DurationVar(&o.idle, "idle", o.idle, "window for the idle CPU sample (first run of each configuration)")
 	fs.DurationVar(&o.poll, "poll", o.poll, "member-list polling interval per survivor")
@@ -156,7 +119,7 @@ flags:
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, usageError{err}
+		return o, benchkit.UsageError{Err: err}
 	}
 	rest := fs.Args()
 	if soakBare && len(rest) > 0 {
@@ -186,7 +149,7 @@ flags:
 	if !slices.Contains(orchProfiles, o.soakProfile) {
 		errs = append(errs, fmt.Errorf("--soak-profile %q: want lan or fast", o.soakProfile))
 	}
-	if o.orchBin == "" {
+	if o.Orch == "" {
 		errs = append(errs, errors.New("--orch: required (run the benchmark through scripts/bench/membership, which builds orch)"))
 	}
 	for name, d := range map[string]time.Duration{"settle": o.settle, "idle": o.idle, "poll": o.poll, "timeout": o.timeout, "form-timeout": o.formTimeout} {
@@ -198,7 +161,7 @@ flags:
 		errs = append(errs, errors.New("--join-stagger: want zero or a positive duration"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return o, usageError{err}
+		return o, benchkit.UsageError{Err: err}
 	}
 	return o, nil
 }

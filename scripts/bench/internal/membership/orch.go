@@ -2,28 +2,27 @@ package main
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // orchDriver runs orch agents; each has its data dir and API socket in
 // dir/hK.
 type orchDriver struct {
 	bin     string
-	extra   []string // more agent flags, from orchAgentFlags
+	extra   []string // more agent flags, from benchkit.NoContainerdFlags
 	prof    string
-	lab     *lab
+	lab     *benchkit.Lab
 	dir     string
 	clients map[int]*api.Client // fixed after newOrchDriver
 	token   string              // set by ready(ctx, 1)
 }
 
-func newOrchDriver(bin string, extra []string, profile string, l *lab, dir string, n int) *orchDriver {
+func newOrchDriver(bin string, extra []string, profile string, l *benchkit.Lab, dir string, n int) *orchDriver {
 	d := &orchDriver{bin: bin, extra: extra, prof: profile, lab: l, dir: dir, clients: map[int]*api.Client{}}
 	for k := 1; k <= n; k++ {
 		d.clients[k] = api.NewClient(d.socket(k))
@@ -40,31 +39,12 @@ func (d *orchDriver) hostDir(k int) string { return filepath.Join(d.dir, "h"+str
 func (d *orchDriver) socket(k int) string  { return filepath.Join(d.hostDir(k), "orch.sock") }
 
 func (d *orchDriver) argv(k int) []string {
-	a := []string{d.bin, "agent",
-		"--name", "h" + strconv.Itoa(k),
-		"--bind", d.lab.addr(k).String() + ":7946",
-		"--data-dir", d.hostDir(k),
-		"--socket", d.socket(k),
-		"--profile", d.prof,
-	}
-	a = append(a, d.extra...)
+	a := benchkit.Agent{Bin: d.bin, Name: "h" + strconv.Itoa(k), Addr: d.lab.Addr(k), DataDir: d.hostDir(k), Socket: d.socket(k),
+		Profile: d.prof, Extra: d.extra}
 	if k > 1 {
-		a = append(a, "--token", d.token, "--join", d.lab.addr(1).String())
+		a.Join, a.Token = d.lab.Addr(1), d.token
 	}
-	return a
-}
-
-// orchAgentFlags returns the flags that make an agent of this orch binary
-// a membership-only node: "--containerd none" where the binary has that
-// flag (since 99dd61c), so that agents do not retry an absent containerd
-// during the measurements; nothing for older binaries, which --rev can
-// build.
-func orchAgentFlags(bin string) []string {
-	out, err := exec.Command(bin, "agent", "--help").CombinedOutput()
-	if err == nil && strings.Contains(string(out), "--containerd") {
-		return []string{"--containerd", "none"}
-	}
-	return nil
+	return a.Argv()
 }
 
 func (d *orchDriver) ready(ctx context.Context, k int) error {
@@ -113,7 +93,7 @@ func (d *orchDriver) watch(ctx context.Context, k int, rec *recorder) {
 			rec.add(memberEvent{observer: k, source: sourceEvent, action: ev.Action, subject: ev.Subject, at: ev.Time})
 			return nil
 		})
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if benchkit.Sleep(ctx, 200*time.Millisecond) != nil {
 			return
 		}
 		if lastSeq > 0 {

@@ -6,61 +6,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
-
-func TestParseStatCPU(t *testing.T) {
-	tests := []struct {
-		name    string
-		stat    string
-		want    int64
-		wantErr bool
-	}{
-		{
-			name: "plain",
-			stat: "4242 (orch) S 1 4242 4242 0 -1 4194560 1520 0 0 0 37 12 0 0 20 0 9 0 5000 1300000000 4500 18446744073709551615",
-			want: 49,
-		},
-		{
-			name: "command with spaces and parentheses",
-			stat: "7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 100 200 0 0 20 0 1 0 1 0 0",
-			want: 300,
-		},
-		{name: "no command", stat: "7 a R 1", wantErr: true},
-		{name: "short", stat: "7 (a) R 1 2 3", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatCPU([]byte(tt.stat))
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("parseStatCPU() = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestParseStatusRSS(t *testing.T) {
-	status := "Name:\torch\nVmPeak:\t 1300000 kB\nVmRSS:\t   18204 kB\nThreads:\t9\n"
-	if got, err := parseStatusRSS([]byte(status)); err != nil || got != 18204 {
-		t.Errorf("parseStatusRSS() = %d, %v; want 18204", got, err)
-	}
-	if _, err := parseStatusRSS([]byte("Name:\tzombie\n")); err == nil {
-		t.Error("parseStatusRSS() without VmRSS: want an error")
-	}
-}
-
-func TestParseHostCPU(t *testing.T) {
-	stat := "cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 50 2 25 400 10 1 1 5 0 0\n"
-	got, err := parseHostCPU([]byte(stat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (hostCPU{busy: 170, total: 990}); got != want {
-		t.Errorf("parseHostCPU() = %+v, want %+v", got, want)
-	}
-	if p := busyPct(hostCPU{busy: 100, total: 1000}, hostCPU{busy: 150, total: 1200}); p != 25 {
-		t.Errorf("busyPct() = %v, want 25", p)
-	}
-}
 
 func TestParseLogLine(t *testing.T) {
 	tests := []struct {
@@ -121,37 +69,8 @@ func TestRecorderFirst(t *testing.T) {
 	}
 }
 
-func TestStats(t *testing.T) {
-	inf := math.Inf(1)
-	if got := median([]float64{5, 1, 3}); got != 3 {
-		t.Errorf("median odd = %v, want 3", got)
-	}
-	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
-		t.Errorf("median even = %v, want 2.5", got)
-	}
-	if got := median([]float64{1, inf, inf}); !math.IsInf(got, 1) {
-		t.Errorf("median with timeouts = %v, want +Inf", got)
-	}
-	if got := maximum([]float64{1, inf}); !math.IsInf(got, 1) {
-		t.Errorf("maximum with a timeout = %v, want +Inf", got)
-	}
-	if got := median(nil); !math.IsNaN(got) {
-		t.Errorf("median(nil) = %v, want NaN", got)
-	}
-	m := map[int]time.Duration{1: 1500 * time.Millisecond, 3: 2 * time.Second}
-	if got := lastMs(m, 2); got != 2000 {
-		t.Errorf("lastMs() = %v, want 2000", got)
-	}
-	if got := lastMs(m, 3); !math.IsInf(got, 1) {
-		t.Errorf("lastMs() with a survivor missing = %v, want +Inf", got)
-	}
-	if got := firstMs(m); got != 1500 {
-		t.Errorf("firstMs() = %v, want 1500", got)
-	}
-}
-
 func TestSummarise(t *testing.T) {
-	o := options{sizes: []int{5}, profiles: []string{"lan"}, orchBin: "orch", serfBin: "serf"}
+	o := options{sizes: []int{5}, profiles: []string{"lan"}, LabFlags: benchkit.LabFlags{Orch: "orch"}, serfBin: "serf"}
 	det := func(ms ...int) detection {
 		d := detection{survivors: 2, stamp: map[int]time.Duration{}, log: map[int]time.Duration{}, poll: map[int]time.Duration{}}
 		for i, v := range ms {

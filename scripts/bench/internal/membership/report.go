@@ -1,18 +1,14 @@
 package main
 
 import (
-	"encoding/csv"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // CSV files written to the results directory; each run overwrites them.
@@ -22,59 +18,18 @@ const (
 	soakCSV    = "membership-soak.csv"
 )
 
-// fastTarget is the LAN-tuned profile's goal at N=20 (the "under 2 s").
-const fastTarget = 2000.0 // ms
-
-// machine describes where and when the benchmark ran.
-type machine struct {
-	cpus               int
-	cpuModel, kernel   string
-	orch, serf         string
-	orchSource         string
-	loadStart, loadEnd string
-	started            time.Time
-	took               time.Duration
-}
-
-func describeMachine(o options) *machine {
-	m := &machine{
-		cpus:       runtime.NumCPU(),
-		cpuModel:   cpuinfoModel(),
-		kernel:     firstLine(readString("/proc/sys/kernel/osrelease")),
-		orch:       firstLine(commandOutput(o.orchBin, "version")),
-		orchSource: o.orchSource,
-		loadStart:  loadavg(),
-		started:    time.Now(),
-	}
+// describeMachine describes the machine, orch and, if the run measures it,
+// serf.
+func describeMachine(o options) *benchkit.Machine {
+	m := benchkit.DescribeMachine(o.Orch, o.OrchSource)
 	if !o.skipSerf && o.soak == 0 {
-		m.serf = firstLine(commandOutput(o.serfBin, "version"))
+		m.Also = "serf: " + benchkit.Version(o.serfBin, "version")
 	}
 	return m
 }
 
-// finish records the end of the run.
-func (m *machine) finish(start time.Time) {
-	m.took = time.Since(start)
-	m.loadEnd = loadavg()
-}
-
-func (m *machine) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "machine: %d CPUs (%s), Linux %s\n", m.cpus, m.cpuModel, m.kernel)
-	fmt.Fprintf(&b, "orch: %s", m.orch)
-	if m.orchSource != "" {
-		fmt.Fprintf(&b, ", built from the %s", m.orchSource)
-	}
-	if m.serf != "" {
-		fmt.Fprintf(&b, "; serf: %s", m.serf)
-	}
-	fmt.Fprintf(&b, "\nstarted %s, load average %s", m.started.UTC().Format(time.RFC3339), m.loadStart)
-	if m.took > 0 {
-		fmt.Fprintf(&b, "; took %s, load average at the end %s", m.took.Round(time.Second), m.loadEnd)
-	}
-	b.WriteString("\n")
-	return b.String()
-}
+// fastTarget is the LAN-tuned profile's goal at N=20 (the "under 2 s").
+const fastTarget = 2000.0 // ms
 
 // printTable prints one aligned row per implementation, profile and size.
 func printTable(w io.Writer, sums []summary, o options) {
@@ -92,8 +47,8 @@ func printTable(w io.Writer, sums []summary, o options) {
 			runs += "*"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
-			s.impl, s.profile, s.n, fmtMs(s.detectMed), fmtMs(s.detectMax), fmtMs(s.firstMed),
-			fmtMs(s.pollMed), fmtMs(s.pollMax), rss, cpu, s.falseFailures, fmtPct(s.hostBusyMax), runs)
+			s.impl, s.profile, s.n, benchkit.FormatMs(s.detectMed), benchkit.FormatMs(s.detectMax), benchkit.FormatMs(s.firstMed),
+			benchkit.FormatMs(s.pollMed), benchkit.FormatMs(s.pollMax), rss, cpu, s.falseFailures, fmtPct(s.hostBusyMax), runs)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "detect: orch's member-failed event time, serf's EventMemberFailed log line; first: the first survivor to know;")
@@ -131,9 +86,9 @@ func printVerdicts(w io.Writer, sums []summary) {
 			continue
 		}
 		fmt.Fprintf(w, "orch lan vs serf, N=%d: median %s vs %s ms (%s), max %s vs %s ms (%s); by polling: median %s vs %s ms (%s)\n",
-			s.n, fmtMs(s.detectMed), fmtMs(ref.detectMed), notSlower(s.detectMed, ref.detectMed),
-			fmtMs(s.detectMax), fmtMs(ref.detectMax), notSlower(s.detectMax, ref.detectMax),
-			fmtMs(s.pollMed), fmtMs(ref.pollMed), notSlower(s.pollMed, ref.pollMed))
+			s.n, benchkit.FormatMs(s.detectMed), benchkit.FormatMs(ref.detectMed), notSlower(s.detectMed, ref.detectMed),
+			benchkit.FormatMs(s.detectMax), benchkit.FormatMs(ref.detectMax), notSlower(s.detectMax, ref.detectMax),
+			benchkit.FormatMs(s.pollMed), benchkit.FormatMs(ref.pollMed), notSlower(s.pollMed, ref.pollMed))
 	}
 	if s := find("orch", "fast", 20); s != nil {
 		verdict := "meets"
@@ -141,7 +96,7 @@ func printVerdicts(w io.Writer, sums []summary) {
 			verdict = "MISSES"
 		}
 		fmt.Fprintf(w, "orch fast, N=20: max %s ms, median %s ms: %s the %.0f ms target\n",
-			fmtMs(s.detectMax), fmtMs(s.detectMed), verdict, fastTarget)
+			benchkit.FormatMs(s.detectMax), benchkit.FormatMs(s.detectMed), verdict, fastTarget)
 	}
 }
 
@@ -155,17 +110,6 @@ func notSlower(got, ref float64) string {
 	return fmt.Sprintf("SLOWER by %.0f ms", got-ref)
 }
 
-// fmtMs prints a time in whole ms; +Inf as ">timeout", NaN as "-".
-func fmtMs(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "-"
-	case math.IsInf(v, 1):
-		return ">timeout"
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64)
-}
-
 // fmtPct prints a percentage in whole numbers; NaN as "-".
 func fmtPct(v float64) string {
 	if math.IsNaN(v) {
@@ -174,19 +118,12 @@ func fmtPct(v float64) string {
 	return strconv.FormatFloat(v, 'f', 0, 64)
 }
 
-// csvMs prints a time in ms with one decimal; empty for no value.
-func csvMs(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return ""
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64)
-}
-
+// csvFloat prints v with two decimals if ok; empty otherwise.
 func csvFloat(v float64, ok bool) string {
 	if !ok {
 		return ""
 	}
-	return strconv.FormatFloat(v, 'f', 2, 64)
+	return benchkit.CSVNum(v, 2)
 }
 
 // writeBenchCSV writes one row per run and one per summary.
@@ -196,79 +133,23 @@ func writeBenchCSV(dir string, runs []runResult, sums []summary) error {
 	for _, r := range runs {
 		d := r.det
 		rows = append(rows, []string{r.impl, r.profile, strconv.Itoa(r.n), strconv.Itoa(r.run), d.victim, strconv.Itoa(d.survivors),
-			csvMs(lastMs(d.stamp, d.survivors)), csvMs(firstMs(d.stamp)), strconv.Itoa(len(d.stamp)),
-			csvMs(lastMs(d.poll, d.survivors)), strconv.Itoa(len(d.poll)),
-			csvMs(lastMs(d.log, d.survivors)), strconv.Itoa(len(d.log)),
-			strconv.Itoa(d.falseFailures), csvMs(ms(r.formed)), csvFloat(r.hostBusyPct, !math.IsNaN(r.hostBusyPct))})
+			benchkit.CSVNum(benchkit.LastMs(d.stamp, d.survivors), 1), benchkit.CSVNum(benchkit.FirstMs(d.stamp), 1), strconv.Itoa(len(d.stamp)),
+			benchkit.CSVNum(benchkit.LastMs(d.poll, d.survivors), 1), strconv.Itoa(len(d.poll)),
+			benchkit.CSVNum(benchkit.LastMs(d.log, d.survivors), 1), strconv.Itoa(len(d.log)),
+			strconv.Itoa(d.falseFailures), benchkit.CSVNum(benchkit.Ms(r.formed), 1), csvFloat(r.hostBusyPct, !math.IsNaN(r.hostBusyPct))})
 	}
-	if err := writeCSV(filepath.Join(dir, runsCSV), rows); err != nil {
+	if err := benchkit.WriteCSV(filepath.Join(dir, runsCSV), rows); err != nil {
 		return err
 	}
 	rows = [][]string{{"impl", "profile", "n", "runs", "complete", "detect_median_ms", "detect_max_ms", "first_median_ms",
 		"poll_median_ms", "poll_max_ms", "log_median_ms", "log_max_ms", "rss_mib_mean", "rss_mib_max", "cpu_pct_mean", "cpu_pct_max", "false_failures", "host_busy_pct_max", "unformed"}}
 	for _, s := range sums {
 		rows = append(rows, []string{s.impl, s.profile, strconv.Itoa(s.n), strconv.Itoa(s.runs), strconv.Itoa(s.complete),
-			csvMs(s.detectMed), csvMs(s.detectMax), csvMs(s.firstMed),
-			csvMs(s.pollMed), csvMs(s.pollMax), csvMs(s.logMed), csvMs(s.logMax),
+			benchkit.CSVNum(s.detectMed, 1), benchkit.CSVNum(s.detectMax, 1), benchkit.CSVNum(s.firstMed, 1),
+			benchkit.CSVNum(s.pollMed, 1), benchkit.CSVNum(s.pollMax, 1), benchkit.CSVNum(s.logMed, 1), benchkit.CSVNum(s.logMax, 1),
 			csvFloat(s.idle.rssMeanMiB, s.hasIdle), csvFloat(s.idle.rssMaxMiB, s.hasIdle),
 			csvFloat(s.idle.cpuMeanPct, s.hasIdle), csvFloat(s.idle.cpuMaxPct, s.hasIdle),
 			strconv.Itoa(s.falseFailures), csvFloat(s.hostBusyMax, !math.IsNaN(s.hostBusyMax)), s.unformed})
 	}
-	return writeCSV(filepath.Join(dir, summaryCSV), rows)
-}
-
-func writeCSV(path string, rows [][]string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.WriteAll(rows) // flushes
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-func readString(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	return string(b)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(s)
-}
-
-func commandOutput(name string, args ...string) string {
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	return string(out)
-}
-
-func cpuinfoModel() string {
-	for line := range strings.SplitSeq(readString("/proc/cpuinfo"), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-// loadavg is the 1, 5 and 15 minute load averages.
-func loadavg() string {
-	f := strings.Fields(readString("/proc/loadavg"))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
+	return benchkit.WriteCSV(filepath.Join(dir, summaryCSV), rows)
 }

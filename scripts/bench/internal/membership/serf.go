@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // serfRPCAddr is where each stock serf agent serves RPC: loopback inside
@@ -20,7 +22,7 @@ const serfRPCAddr = "127.0.0.1:7373"
 // come from the agents' log lines.
 type serfDriver struct {
 	bin string
-	lab *lab
+	lab *benchkit.Lab
 	dir string
 	key string
 
@@ -28,7 +30,7 @@ type serfDriver struct {
 	conns map[int]*serfRPC // per agent, dialed on first use
 }
 
-func newSerfDriver(bin string, l *lab, dir string) (*serfDriver, error) {
+func newSerfDriver(bin string, l *benchkit.Lab, dir string) (*serfDriver, error) {
 	// The same kind of key `serf keygen` prints: 32 random bytes, base64.
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -46,7 +48,7 @@ func (d *serfDriver) watch(context.Context, int, *recorder) {}
 func (d *serfDriver) argv(k int) []string {
 	a := []string{d.bin, "agent",
 		"-node", "h" + strconv.Itoa(k),
-		"-bind", d.lab.addr(k).String() + ":7946",
+		"-bind", d.lab.Addr(k).String() + ":7946",
 		"-rpc-addr", serfRPCAddr,
 		"-encrypt", d.key,
 		"-snapshot", filepath.Join(d.dir, "h"+strconv.Itoa(k), "serf.snapshot"),
@@ -54,7 +56,7 @@ func (d *serfDriver) argv(k int) []string {
 		"-log-level", "info",
 	}
 	if k > 1 {
-		a = append(a, "-join", d.lab.addr(1).String()+":7946")
+		a = append(a, "-join", d.lab.Addr(1).String()+":7946")
 	}
 	return a
 }
@@ -94,7 +96,7 @@ func (d *serfDriver) conn(ctx context.Context, k int) (*serfRPC, error) {
 	if c != nil {
 		return c, nil
 	}
-	c, err := dialSerfRPC(ctx, d.lab.netns(k), serfRPCAddr)
+	c, err := dialSerfRPC(ctx, d.lab.NetNS(k), serfRPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("serf RPC of agent %d: %w", k, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // soakProgress is how often the soak reports on stderr.
@@ -42,18 +44,14 @@ func runSoak(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	n := o.soakSize
 	env := describeMachine(o)
 	fmt.Fprint(stderr, env.String())
-	l := &lab{script: o.labScript, prefix: o.prefix, subnet: o.subnet}
-	defer func() {
-		if err := l.down(ctx); err != nil {
-			fmt.Fprintf(stderr, "membership: warning: %v\n", err)
-		}
-	}()
-	if err := l.up(ctx, n); err != nil {
+	l, down := newLab(ctx, o, stderr)
+	defer down()
+	if err := l.Up(ctx, n); err != nil {
 		return err
 	}
-	dir := filepath.Join(o.work, fmt.Sprintf("soak-orch-%s-n%d", o.soakProfile, n))
+	dir := filepath.Join(o.Work, fmt.Sprintf("soak-orch-%s-n%d", o.soakProfile, n))
 	start := time.Now()
-	c, err := formCluster(ctx, newOrchDriver(o.orchBin, orchAgentFlags(o.orchBin), o.soakProfile, l, dir, n), l, n, dir, o.stagger, o.formTimeout)
+	c, err := formCluster(ctx, newOrchDriver(o.Orch, benchkit.NoContainerdFlags(o.Orch), o.soakProfile, l, dir, n), l, n, dir, o.stagger, o.formTimeout)
 	if err != nil {
 		return err
 	}
@@ -64,11 +62,11 @@ func runSoak(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h0, herr := readHostCPU()
+	h0, herr := benchkit.ReadHostCPU()
 	t0 := time.Now()
 	end := t0.Add(o.soak)
 	for now := t0; now.Before(end); now = time.Now() {
-		if !sleepCtx(ctx, min(soakProgress, end.Sub(now))) {
+		if benchkit.Sleep(ctx, min(soakProgress, end.Sub(now))) != nil {
 			return ctx.Err()
 		}
 		if err := c.checkRunning(); err != nil {
@@ -86,8 +84,8 @@ func runSoak(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	r.profile, r.n, r.duration = o.soakProfile, n, time.Since(t0)
 	r.idle = idleFrom(u0, u1, r.duration)
 	r.hostBusyPct = math.NaN()
-	if h1, err := readHostCPU(); err == nil && herr == nil {
-		r.hostBusyPct = busyPct(h0, h1)
+	if h1, err := benchkit.ReadHostCPU(); err == nil && herr == nil {
+		r.hostBusyPct = h0.BusyPct(h1)
 	}
 	for k := 1; k <= n; k++ {
 		ms, err := c.d.members(ctx, k)
@@ -101,15 +99,15 @@ func runSoak(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		r.notAlive += n - len(ms)
 	}
-	env.finish(t0)
+	env.Finish(t0)
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, env.String())
 	fmt.Fprintln(stdout)
 	printSoak(stdout, r)
-	if err := writeCSV(filepath.Join(o.results, soakCSV), soakRows(r)); err != nil {
+	if err := benchkit.WriteCSV(filepath.Join(o.Results, soakCSV), soakRows(r)); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "results: %s\n", filepath.Join(o.results, soakCSV))
+	fmt.Fprintf(stderr, "results: %s\n", filepath.Join(o.Results, soakCSV))
 	return nil
 }
 

@@ -2,8 +2,9 @@ package main
 
 import (
 	"math"
-	"slices"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // runResult is one run: a cluster formed, one member killed.
@@ -41,53 +42,6 @@ type summary struct {
 	unformed string
 }
 
-// lastMs is the time by which every one of survivors had an entry in m,
-// in ms; +Inf if some never did.
-func lastMs(m map[int]time.Duration, survivors int) float64 {
-	if len(m) < survivors || survivors == 0 {
-		return math.Inf(1)
-	}
-	var worst time.Duration
-	for _, d := range m {
-		worst = max(worst, d)
-	}
-	return ms(worst)
-}
-
-// firstMs is the earliest entry of m in ms; +Inf if m is empty.
-func firstMs(m map[int]time.Duration) float64 {
-	best := math.Inf(1)
-	for _, d := range m {
-		best = min(best, ms(d))
-	}
-	return best
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// median of xs (the mean of the middle two for an even count); +Inf
-// values sort last. NaN for no values.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
-// maximum of xs; NaN for no values.
-func maximum(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	return slices.Max(xs)
-}
-
 // summarise groups runs by size, implementation and profile, in the order
 // the benchmark runs them, with the idle figures measured for each group
 // and the groups whose cluster did not form.
@@ -118,24 +72,24 @@ func summariseGroup(k groupKey, rs []runResult, idles map[groupKey]idle, unforme
 	}
 	var detect, first, poll, log, busy []float64
 	for _, r := range rs {
-		d := lastMs(r.det.stamp, r.det.survivors)
+		d := benchkit.LastMs(r.det.stamp, r.det.survivors)
 		if !math.IsInf(d, 1) {
 			s.complete++
 		}
 		detect = append(detect, d)
-		first = append(first, firstMs(r.det.stamp))
-		poll = append(poll, lastMs(r.det.poll, r.det.survivors))
-		log = append(log, lastMs(r.det.log, r.det.survivors))
+		first = append(first, benchkit.FirstMs(r.det.stamp))
+		poll = append(poll, benchkit.LastMs(r.det.poll, r.det.survivors))
+		log = append(log, benchkit.LastMs(r.det.log, r.det.survivors))
 		s.falseFailures += r.det.falseFailures
 		if !math.IsNaN(r.hostBusyPct) {
 			busy = append(busy, r.hostBusyPct)
 		}
 	}
-	s.hostBusyMax = maximum(busy)
-	s.detectMed, s.detectMax = median(detect), maximum(detect)
-	s.firstMed = median(first)
-	s.pollMed, s.pollMax = median(poll), maximum(poll)
-	s.logMed, s.logMax = median(log), maximum(log)
+	s.hostBusyMax = benchkit.Max(busy)
+	s.detectMed, s.detectMax = benchkit.Median(detect), benchkit.Max(detect)
+	s.firstMed = benchkit.Median(first)
+	s.pollMed, s.pollMax = benchkit.Median(poll), benchkit.Max(poll)
+	s.logMed, s.logMax = benchkit.Median(log), benchkit.Max(log)
 	s.idle, s.hasIdle = idles[k]
 	return s, true
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // Paths measured.
@@ -20,7 +22,7 @@ const (
 type bench struct {
 	o      options
 	stdout io.Writer
-	lab    *lab
+	lab    *benchkit.Lab
 
 	started   time.Time
 	labMTU    int
@@ -47,13 +49,13 @@ type pingRow struct {
 
 func (b *bench) run(ctx context.Context) error {
 	b.started = time.Now()
-	b.lab = &lab{script: b.o.labScript, prefix: b.o.prefix}
+	b.lab = &benchkit.Lab{Script: b.o.labScript, Prefix: b.o.prefix, MTU: b.o.mtu}
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		return fmt.Errorf("iperf3 not found on PATH (scripts/bench/overlay installs it): %w", err)
 	}
 
 	logf("building a 2-host lab (prefix %s)", b.o.prefix)
-	if err := b.lab.up(ctx, 2, b.o.mtu); err != nil {
+	if err := b.lab.Up(ctx, 2); err != nil {
 		return err
 	}
 	nodes, err := b.buildOverlay(ctx, 2)
@@ -148,7 +150,16 @@ func (b *bench) measure(ctx context.Context, gro string, h1, h2, r1, r2 endpoint
 // else running halves what a sample sees. A sample taken anyway is
 // recorded as disturbed, with what was running.
 func (b *bench) quiet(ctx context.Context, sample string) error {
-	waited, others, err := waitIdle(ctx, b.o.waitIdle, b.o.prefix)
+	waited, others, err := benchkit.WaitIdle(ctx, b.o.waitIdle, 5*time.Second, func() []string {
+		return benchkit.OtherLoad(benchkit.LoadFilter{
+			Own:    []string{"scripts/bench/overlay", "internal/overlay", "orch-bench-overlay"},
+			Tests:  true,
+			Netns:  benchkit.NetnsAll,
+			Prefix: b.o.prefix,
+		})
+	}, func(others []string) {
+		logf("other load is running, waiting up to %v:\n  %s", b.o.waitIdle, strings.Join(others, "\n  "))
+	})
 	if err != nil {
 		return err
 	}

@@ -8,53 +8,10 @@ import (
 	"net/netip"
 	"os/exec"
 	"strconv"
-	"time"
 
 	"github.com/orchproject/orch/netplane"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
-
-// labTimeout bounds one call of scripts/lab; up and down of two hosts take
-// well under a second, down waits up to ~5 s for processes to die.
-const labTimeout = 2 * time.Minute
-
-// lab drives scripts/lab, the one implementation of the netns topology:
-// host K is the namespace PREFIX+"hK" at 10.47.0.K.
-type lab struct {
-	script, prefix string
-	isUp           bool
-}
-
-func (l *lab) up(ctx context.Context, hosts, mtu int) error {
-	args := []string{"up", "--prefix", l.prefix, "--hosts", strconv.Itoa(hosts)}
-	if mtu > 0 {
-		args = append(args, "--mtu", strconv.Itoa(mtu))
-	}
-	l.isUp = true // a failed up may have built half of it
-	return l.do(ctx, args...)
-}
-
-// down removes the lab, its replica namespaces included (they share the
-// prefix), and kills every process inside it.
-func (l *lab) down(ctx context.Context) error {
-	if l == nil || !l.isUp {
-		return nil
-	}
-	l.isUp = false
-	return l.do(ctx, "down", "--prefix", l.prefix)
-}
-
-func (l *lab) do(ctx context.Context, args ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, labTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, l.script, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", l.script, args[0], err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// ns returns the name of host k's namespace ("h1") or replica k's ("r1").
-func (l *lab) ns(kind string, k int) string { return l.prefix + kind + strconv.Itoa(k) }
 
 // endpoint is one end of a measured path: a namespace and its address.
 type endpoint struct {
@@ -63,7 +20,7 @@ type endpoint struct {
 	addr netip.Addr
 }
 
-func (e endpoint) path() string { return "/run/netns/" + e.ns }
+func (e endpoint) path() string { return benchkit.NetNSPath(e.ns) }
 
 // command runs name inside e's namespace. nsenter --net, not ip netns
 // exec, which would remount /sys; the binaries need only the network.
@@ -84,11 +41,11 @@ func (b *bench) buildOverlay(ctx context.Context, n int) ([]*overlayNode, error)
 	log := slog.New(slog.NewTextHandler(logWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var nodes []*overlayNode
 	for k := 1; k <= n; k++ {
-		hostAddr := netip.AddrFrom4([4]byte{10, 47, 0, byte(k)})
+		hostAddr := b.lab.Addr(k)
 		subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(k), 0}), 24)
 		nd := &overlayNode{
-			host:    endpoint{name: "h" + strconv.Itoa(k), ns: b.lab.ns("h", k), addr: hostAddr},
-			replica: endpoint{name: "r" + strconv.Itoa(k), ns: b.lab.ns("r", k), addr: subnet.Addr().Next().Next()},
+			host:    endpoint{name: "h" + strconv.Itoa(k), ns: b.lab.NS(k), addr: hostAddr},
+			replica: endpoint{name: "r" + strconv.Itoa(k), ns: b.lab.Prefix + "r" + strconv.Itoa(k), addr: subnet.Addr().Next().Next()},
 		}
 		nd.cfg = netplane.Config{
 			NetNS:    nd.host.path(),

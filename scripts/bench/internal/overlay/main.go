@@ -6,12 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // options are the command-line settings.
@@ -29,32 +28,7 @@ type options struct {
 	clientCPU, serverCPU               int      // iperf3 -A; -1: not pinned
 }
 
-// usageError is a bad command line: exit status 2.
-type usageError struct{ error }
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills the program outright
-	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err == nil {
-		return
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	fmt.Fprintf(os.Stderr, "overlay: %v\n", err)
-	if errors.As(err, new(usageError)) {
-		os.Exit(2)
-	}
-	if ctx.Err() != nil {
-		os.Exit(130)
-	}
-	os.Exit(1)
-}
+func main() { benchkit.Main("overlay", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
@@ -79,11 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return benchkit.UsageError{Err: err}
 	}
 	for _, g := range strings.Split(*gro, ",") {
 		if g = strings.TrimSpace(g); g != "off" && g != "on" {
-			return usageError{fmt.Errorf("--gro: %q is neither off nor on", g)}
+			return benchkit.UsageError{Err: fmt.Errorf("--gro: %q is neither off nor on", g)}
 		}
 		o.gro = append(o.gro, strings.TrimSpace(g))
 	}
@@ -94,38 +68,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o.clientCPU, err1 = strconv.Atoi(strings.TrimSpace(c))
 		o.serverCPU, err2 = strconv.Atoi(strings.TrimSpace(sv))
 		if !ok || err1 != nil || err2 != nil || o.clientCPU < 0 || o.serverCPU < 0 {
-			return usageError{fmt.Errorf("--affinity %q: want CLIENT,SERVER CPU numbers, or empty", *affinity)}
+			return benchkit.UsageError{Err: fmt.Errorf("--affinity %q: want CLIENT,SERVER CPU numbers, or empty", *affinity)}
 		}
 	}
 	switch {
 	case fs.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return benchkit.UsageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	case o.runs < 1 || o.duration < 1 || o.omit < 0 || o.pings < 2:
-		return usageError{errors.New("--runs and --duration must be at least 1, --omit at least 0, --pings at least 2")}
+		return benchkit.UsageError{Err: errors.New("--runs and --duration must be at least 1, --omit at least 0, --pings at least 2")}
 	case o.mtu != 0 && (o.mtu < 1280 || o.mtu > 65535):
-		return usageError{fmt.Errorf("--mtu %d: want 1280..65535 or 0", o.mtu)}
+		return benchkit.UsageError{Err: fmt.Errorf("--mtu %d: want 1280..65535 or 0", o.mtu)}
 	}
 
 	b := &bench{o: o, stdout: stdout}
 	err := b.run(ctx)
-	if derr := b.lab.down(context.WithoutCancel(ctx)); derr != nil {
+	if derr := b.lab.Down(ctx); derr != nil {
 		logf("tear down the lab: %v", derr)
 		err = errors.Join(err, derr)
 	}
 	return err
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s overlay: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func logf(format string, args ...any) { benchkit.Logf("overlay", format, args...) }

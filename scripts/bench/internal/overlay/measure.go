@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // tcpResult is one iperf3 run.
@@ -47,12 +46,12 @@ func (b *bench) iperf(ctx context.Context, client, server endpoint) (tcpResult, 
 		return tcpResult{}, fmt.Errorf("iperf3 server in %s: %w: %s", server.name, err, srvOut.Bytes())
 	}
 
-	busy0, total0 := cpuTicks()
+	cpu0, _ := benchkit.ReadHostCPU()
 	limit := time.Duration(b.o.duration+b.o.omit+30) * time.Second
 	cctx, ccancel := context.WithTimeout(ctx, limit)
 	defer ccancel()
 	out, err := client.command(cctx, "iperf3", cliArgs...).Output()
-	busy1, total1 := cpuTicks()
+	cpu1, _ := benchkit.ReadHostCPU()
 	if err != nil {
 		return tcpResult{}, fmt.Errorf("iperf3 %s → %s: %w: %s", client.name, server.name, err, iperfError(out))
 	}
@@ -60,7 +59,7 @@ func (b *bench) iperf(ctx context.Context, client, server endpoint) (tcpResult, 
 	if err != nil {
 		return tcpResult{}, fmt.Errorf("iperf3 %s → %s: %w", client.name, server.name, err)
 	}
-	r.hostBusyPerc = busyPercent(busy1-busy0, total1-total0)
+	r.hostBusyPerc = cpu0.BusyPct(cpu1)
 	select {
 	case <-srvDone:
 	case <-time.After(5 * time.Second):
@@ -83,7 +82,7 @@ func waitListening(ctx context.Context, e endpoint, port int, exited <-chan erro
 			return fmt.Errorf("exited before listening: %v", err)
 		default:
 		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -146,9 +145,9 @@ type pingResult struct {
 // ping sends count echo requests from e to dst and returns the round
 // trips.
 func (b *bench) ping(ctx context.Context, from, to endpoint, count int) (pingResult, error) {
-	busy0, total0 := cpuTicks()
+	cpu0, _ := benchkit.ReadHostCPU()
 	out, err := from.command(ctx, "ping", "-n", "-c", strconv.Itoa(count), "-i", b.o.interval, "-W", "1", to.addr.String()).Output()
-	busy1, total1 := cpuTicks()
+	cpu1, _ := benchkit.ReadHostCPU()
 	r, perr := parsePing(out)
 	if err != nil && perr != nil {
 		return r, fmt.Errorf("ping %s → %s: %w: %s", from.name, to.name, err, bytes.TrimSpace(out))
@@ -156,7 +155,7 @@ func (b *bench) ping(ctx context.Context, from, to endpoint, count int) (pingRes
 	if perr != nil {
 		return r, fmt.Errorf("ping %s → %s: %w", from.name, to.name, perr)
 	}
-	r.hostBusyPerc = busyPercent(busy1-busy0, total1-total0)
+	r.hostBusyPerc = cpu0.BusyPct(cpu1)
 	return r, nil
 }
 
@@ -217,109 +216,10 @@ func (b *bench) waitConnected(ctx context.Context, pairs [][2]endpoint) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%s cannot reach %s (%s): %w", p[0].name, p[1].name, p[1].addr, err)
 			}
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if err := benchkit.Sleep(ctx, 200*time.Millisecond); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// waitIdle waits, up to limit, until no other benchmark runs and no other
-// lab exists (tests build labs too, and a test run is as much a load as a
-// benchmark). prefix is this benchmark's own namespace prefix.
-func waitIdle(ctx context.Context, limit time.Duration, prefix string) (waited time.Duration, others []string, err error) {
-	start := time.Now()
-	for said := false; ; said = true {
-		others = append(otherBenchmarks(), otherNamespaces(prefix)...)
-		if len(others) == 0 || time.Since(start) >= limit {
-			return time.Since(start), others, nil
-		}
-		if !said {
-			logf("other load is running, waiting up to %v:\n  %s", limit, strings.Join(others, "\n  "))
-		}
-		if err := sleep(ctx, 5*time.Second); err != nil {
-			return time.Since(start), others, err
-		}
-	}
-}
-
-// otherBenchmarks lists processes whose command line names scripts/bench/
-// but that are neither this program nor its ancestors, and running test
-// binaries (*.test).
-func otherBenchmarks() []string {
-	mine := map[int]bool{}
-	for pid := os.Getpid(); pid > 1; {
-		mine[pid] = true
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-		if err != nil {
-			break
-		}
-		// pid (comm) state ppid …; comm may hold spaces and parentheses.
-		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
-		f := strings.Fields(rest)
-		if len(f) < 2 {
-			break
-		}
-		pid, _ = strconv.Atoi(f[1])
-	}
-	dirs, _ := os.ReadDir("/proc")
-	var out []string
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || mine[pid] {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		argv0, _, _ := strings.Cut(string(b), "\x00")
-		line := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-		bench := strings.Contains(line, "scripts/bench/") && !strings.Contains(line, "scripts/bench/overlay") &&
-			!strings.Contains(line, "internal/overlay") && !strings.Contains(line, "orch-bench-overlay")
-		if bench || strings.HasSuffix(argv0, ".test") {
-			out = append(out, fmt.Sprintf("%d %s", pid, line))
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// otherNamespaces lists the named network namespaces (/run/netns) that do
-// not start with prefix.
-func otherNamespaces(prefix string) []string {
-	dirs, _ := os.ReadDir("/run/netns")
-	var out []string
-	for _, d := range dirs {
-		if !strings.HasPrefix(d.Name(), prefix) {
-			out = append(out, "netns "+d.Name())
-		}
-	}
-	return out
-}
-
-// cpuTicks returns busy and total jiffies of all CPUs (/proc/stat).
-func cpuTicks() (busy, total uint64) {
-	b, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 2 {
-		return 0, 0
-	}
-	for i, s := range f[1:] {
-		n, _ := strconv.ParseUint(s, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
-}
-
-func busyPercent(busy, total uint64) float64 {
-	if total == 0 {
-		return 0
-	}
-	return 100 * float64(busy) / float64(total)
 }

@@ -47,13 +47,3 @@ func TestParseIperf(t *testing.T) {
 		t.Errorf("parseIperf of a failed run = %v", err)
 	}
 }
-
-func TestStats(t *testing.T) {
-	xs := []float64{5, 1, 4, 2, 3}
-	if median(xs) != 3 || quantile(xs, 0.5) != 3 || quantile(xs, 0.9) != 5 || mean(xs) != 3 {
-		t.Errorf("median %v p50 %v p90 %v mean %v", median(xs), quantile(xs, 0.5), quantile(xs, 0.9), mean(xs))
-	}
-	if median([]float64{1, 2, 3, 4}) != 2.5 {
-		t.Errorf("median of an even count = %v", median([]float64{1, 2, 3, 4}))
-	}
-}

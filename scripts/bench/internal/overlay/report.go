@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // Aims of the overlay, from the brief: what a VXLAN overlay on Linux
@@ -18,42 +19,6 @@ const (
 	aimRatio   = 0.85 // overlay/underlay TCP throughput
 	aimAddedUS = 50.0 // overlay − underlay round trip, µs
 )
-
-// quantile returns the q-quantile of xs (nearest rank on a sorted copy).
-func quantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-// median is the middle value, or the mean of the two middle values.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	sum := 0.0
-	for _, x := range xs {
-		sum += x
-	}
-	return sum / float64(len(xs))
-}
 
 // tcpField returns f of every throughput run of path with GRO gro.
 func (b *bench) tcpField(gro, path string, f func(tcpRow) float64) []float64 {
@@ -73,7 +38,7 @@ func (b *bench) gbps(gro, path string) []float64 {
 
 // ratio is overlay/underlay of the median throughputs with GRO gro.
 func (b *bench) ratio(gro string) float64 {
-	return median(b.gbps(gro, pathOverlay)) / median(b.gbps(gro, pathUnderlay))
+	return benchkit.Median(b.gbps(gro, pathOverlay)) / benchkit.Median(b.gbps(gro, pathUnderlay))
 }
 
 // added returns overlay p50 − underlay p50 with GRO gro for the direction
@@ -87,9 +52,9 @@ func (b *bench) added(gro, dir string) float64 {
 			continue
 		}
 		if p.path == pathUnderlay {
-			under = quantile(p.rtts, 0.5)
+			under = benchkit.Quantile(p.rtts, 0.5)
 		} else {
-			over = quantile(p.rtts, 0.5)
+			over = benchkit.Quantile(p.rtts, 0.5)
 		}
 	}
 	return over - under
@@ -119,8 +84,8 @@ func (b *bench) report() {
 	for _, gro := range b.o.gro {
 		for _, path := range []string{pathUnderlay, pathOverlay} {
 			g := b.gbps(gro, path)
-			f := func(get func(tcpRow) float64) float64 { return median(b.tcpField(gro, path, get)) }
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", gro, path, median(g), slices.Min(g), slices.Max(g),
+			f := func(get func(tcpRow) float64) float64 { return benchkit.Median(b.tcpField(gro, path, get)) }
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", gro, path, benchkit.Median(g), slices.Min(g), slices.Max(g),
 				f(func(r tcpRow) float64 { return float64(r.retransmits) }),
 				f(func(r tcpRow) float64 { return r.senderCPU }),
 				f(func(r tcpRow) float64 { return r.receiverCPU }),
@@ -138,7 +103,7 @@ func (b *bench) report() {
 	fmt.Fprintln(tw, "eth0 GRO\tpath\tfrom → to\tp50\tmean\tp90\tmax\tlost\t")
 	for _, p := range b.pings {
 		fmt.Fprintf(tw, "%s\t%s\t%s → %s\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d\t\n", p.gro, p.path, p.from, p.to,
-			quantile(p.rtts, 0.5), mean(p.rtts), quantile(p.rtts, 0.9), slices.Max(p.rtts), p.lost, p.sent)
+			benchkit.Quantile(p.rtts, 0.5), benchkit.Mean(p.rtts), benchkit.Quantile(p.rtts, 0.9), slices.Max(p.rtts), p.lost, p.sent)
 	}
 	tw.Flush()
 	for _, gro := range b.o.gro {
@@ -161,7 +126,7 @@ func (b *bench) writeCSV() error {
 	}
 	for _, p := range b.pings {
 		fmt.Fprintf(&runs, "%s,%q,%d,%s,rtt_p50,%s,%s→%s,,%.1f,us,,,,%.1f\n", stamp, b.o.source, b.labMTU, p.gro, p.path, p.from, p.to,
-			quantile(p.rtts, 0.5), p.hostBusyPerc)
+			benchkit.Quantile(p.rtts, 0.5), p.hostBusyPerc)
 	}
 	var sum strings.Builder
 	sum.WriteString("time,source,underlay_mtu,gro,metric,value,unit\n")
@@ -170,35 +135,20 @@ func (b *bench) writeCSV() error {
 	}
 	add("", "overlay_mtu", float64(b.mtu), "bytes")
 	for _, gro := range b.o.gro {
-		add(gro, "underlay_tcp_median", median(b.gbps(gro, pathUnderlay)), "Gbit/s")
-		add(gro, "overlay_tcp_median", median(b.gbps(gro, pathOverlay)), "Gbit/s")
+		add(gro, "underlay_tcp_median", benchkit.Median(b.gbps(gro, pathUnderlay)), "Gbit/s")
+		add(gro, "overlay_tcp_median", benchkit.Median(b.gbps(gro, pathOverlay)), "Gbit/s")
 		add(gro, "tcp_ratio", b.ratio(gro), "x")
 		add(gro, "added_latency_p50_1to2", b.added(gro, "1→2"), "us")
 		add(gro, "added_latency_p50_2to1", b.added(gro, "2→1"), "us")
 	}
 	for _, p := range b.pings {
-		add(p.gro, fmt.Sprintf("%s_rtt_p50_%s_%s", p.path, p.from, p.to), quantile(p.rtts, 0.5), "us")
+		add(p.gro, fmt.Sprintf("%s_rtt_p50_%s_%s", p.path, p.from, p.to), benchkit.Quantile(p.rtts, 0.5), "us")
 	}
 	for name, body := range map[string]string{"overlay.csv": runs.String(), "overlay-summary.csv": sum.String()} {
-		if err := appendCSV(filepath.Join(b.o.results, name), body); err != nil {
+		if err := benchkit.AppendCSV(filepath.Join(b.o.results, name), body); err != nil {
 			return err
 		}
 	}
 	logf("CSV appended to %s/overlay.csv and overlay-summary.csv", b.o.results)
 	return nil
-}
-
-// appendCSV appends body to path, without its header line if the file
-// already has content.
-func appendCSV(path, body string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st, _ := f.Stat(); st != nil && st.Size() > 0 {
-		_, body, _ = strings.Cut(body, "\n")
-	}
-	_, err = io.WriteString(f, body)
-	return err
 }

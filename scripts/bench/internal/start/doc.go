@@ -3,7 +3,7 @@
 // the same image on the same containerd in the same run, and the agent's
 // memory with 0, 10 and 100 local replicas. Run it through that script: it
 // checks for root, builds orch, this program and the busybox image
-// (internal/testimage, through this package's TestWriteImage), and
+// (internal/testimage, through its TestWriteImage), and
 // removes what a crashed run left behind. docs/benchmarks.md holds the
 // latest results and the command that made them.
 //

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // ctrNS is the containerd namespace of the ctr containers; the agent uses
@@ -59,7 +59,7 @@ func main() {
 		o.scales = append(o.scales, n)
 	}
 	if o.reapOnly {
-		if err := reap(o.work, ctrNS); err != nil {
+		if err := reap(o.work); err != nil {
 			fatalf("reap: %v", err)
 		}
 		return
@@ -75,7 +75,7 @@ func main() {
 	b := &bench{o: o}
 	err := b.run(ctx)
 	b.teardown()
-	if rerr := reap(o.work, ctrNS); rerr != nil {
+	if rerr := reap(o.work); rerr != nil {
 		logf("cleanup: %v", rerr)
 		if err == nil {
 			err = rerr
@@ -90,18 +90,32 @@ func main() {
 	}
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s start: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+// reap removes everything a run with work directory work left but its
+// logs (see the package comment and [benchkit.Reap]). The namespaces'
+// cgroup parents and runc state directories go too if empty (rmdir leaves
+// one that another containerd on the machine is using): the agent's
+// namespace orch and the ctr one, ctrNS.
+func reap(work string) error {
+	return benchkit.Reap(work, benchkit.ReapOptions{ContainerdStates: []string{"ctd/state"}, OwnNamespaces: []string{"orch", ctrNS}})
 }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "start: %s\n", fmt.Sprintf(format, args...))
-	os.Exit(1)
+// waitQuiet waits while another benchmark runs.
+func waitQuiet(ctx context.Context) error {
+	_, _, err := benchkit.WaitIdle(ctx, time.Duration(math.MaxInt64), 10*time.Second, func() []string {
+		return benchkit.OtherLoad(benchkit.LoadFilter{Own: []string{"scripts/bench/start", "internal/start"}})
+	}, func(others []string) {
+		logf("another benchmark is running, waiting:\n  %s", strings.Join(others, "\n  "))
+	})
+	return err
 }
+
+func logf(format string, args ...any) { benchkit.Logf("start", format, args...) }
+
+func fatalf(format string, args ...any) { benchkit.Fatalf("start", format, args...) }
 
 type bench struct {
 	o          options
-	ctd, agent *daemon
+	ctd, agent *benchkit.Daemon
 	ctdSock    string
 	apiSock    string
 	client     *api.Client
@@ -132,7 +146,7 @@ type memRow struct {
 func (b *bench) run(ctx context.Context) error {
 	b.started = time.Now()
 	o := b.o
-	if err := reap(o.work, ctrNS); err != nil {
+	if err := reap(o.work); err != nil {
 		return fmt.Errorf("removing an earlier run's leftovers: %w", err)
 	}
 	b.logs = filepath.Join(o.work, "logs")
@@ -145,18 +159,18 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	// containerd
-	config, sock, err := writeContainerdConfig(filepath.Join(o.work, "ctd"))
+	config, sock, err := benchkit.WriteContainerdConfig(filepath.Join(o.work, "ctd"))
 	if err != nil {
 		return err
 	}
 	b.ctdSock = sock
-	if b.ctd, err = startDaemon("containerd", filepath.Join(b.logs, "containerd.log"), "containerd", "--config", config); err != nil {
+	if b.ctd, err = benchkit.StartDaemon(benchkit.DaemonOptions{Name: "containerd", Log: filepath.Join(b.logs, "containerd.log")}, "containerd", "--config", config); err != nil {
 		return err
 	}
-	if err := waitCtr(ctx, sock, b.ctd, 30*time.Second); err != nil {
+	if err := benchkit.WaitContainerd(ctx, sock, b.ctd, 30*time.Second); err != nil {
 		return err
 	}
-	logf("containerd up (pid %d, %s)", b.ctd.pid(), sock)
+	logf("containerd up (pid %d, %s)", b.ctd.Pid(), sock)
 
 	// agent
 	data := filepath.Join(o.work, "n1")
@@ -164,7 +178,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return err
 	}
-	if b.agent, err = startDaemon("agent", filepath.Join(b.logs, "agent.log"), o.orch, "agent", "--name", "n1",
+	if b.agent, err = benchkit.StartDaemon(benchkit.DaemonOptions{Name: "agent", Log: filepath.Join(b.logs, "agent.log")}, o.orch, "agent", "--name", "n1",
 		"--bind", "127.0.0.1:17946", "--data-dir", data, "--socket", b.apiSock, "--containerd", sock, "--profile", "fast"); err != nil {
 		return err
 	}
@@ -172,7 +186,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.waitAgent(ctx); err != nil {
 		return err
 	}
-	logf("agent up (pid %d)", b.agent.pid())
+	logf("agent up (pid %d)", b.agent.Pid())
 
 	// image, into both namespaces
 	if out, err := b.orchCmd(ctx, "image", "import", o.image); err != nil {
@@ -196,7 +210,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err := waitQuiet(ctx); err != nil {
 		return err
 	}
-	busy0, total0 := cpuTicks()
+	cpu0, _ := benchkit.ReadHostCPU()
 	for i := range o.runs {
 		orchFirst := i%2 == 0
 		for k := range 2 {
@@ -219,8 +233,8 @@ func (b *bench) run(ctx context.Context) error {
 		logf("run %d/%d: orch %.0f ms, ctr %.0f ms", i+1, o.runs, b.orchRuns[i].runningMS, b.ctrRuns[i].runningMS)
 	}
 
-	busy1, total1 := cpuTicks()
-	b.latencyBusy = pct(busy1-busy0, total1-total0)
+	cpu1, _ := benchkit.ReadHostCPU()
+	b.latencyBusy = cpu0.BusyPct(cpu1)
 
 	// Memory.
 	if err := waitQuiet(ctx); err != nil {
@@ -233,7 +247,7 @@ func (b *bench) run(ctx context.Context) error {
 	b.mem = append(b.mem, row)
 	const svc = "bstart-rss"
 	for i, n := range o.scales {
-		busy0, total0 := cpuTicks()
+		cpu0, _ := benchkit.ReadHostCPU()
 		t0 := time.Now()
 		var out []byte
 		if i == 0 {
@@ -249,7 +263,7 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("scale to %d: %w", n, err)
 		}
 		took := time.Since(t0)
-		busy1, total1 := cpuTicks()
+		cpu1, _ := benchkit.ReadHostCPU()
 		logf("%d replicas running after %.1f s", n, took.Seconds())
 		if got, err := b.ctrRunning(ctx, "orch"); err != nil || got != n {
 			return fmt.Errorf("scale to %d: ctr -n orch tasks ls shows %d RUNNING (%v)", n, got, err)
@@ -258,33 +272,17 @@ func (b *bench) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		row.hostBusy = pct(busy1-busy0, total1-total0)
+		row.hostBusy = cpu0.BusyPct(cpu1)
 		b.mem = append(b.mem, row)
 	}
 	return b.report()
 }
 
-// waitQuiet waits while another benchmark runs.
-func waitQuiet(ctx context.Context) error {
-	for said := false; ; said = true {
-		others := otherBenchmarks()
-		if len(others) == 0 {
-			return nil
-		}
-		if !said {
-			logf("another benchmark is running, waiting:\n  %s", strings.Join(others, "\n  "))
-		}
-		if err := sleep(ctx, 10*time.Second); err != nil {
-			return err
-		}
-	}
-}
-
 func (b *bench) waitAgent(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if b.agent.exited() {
-			return fmt.Errorf("agent exited: %v (see %s)", b.agent.cmd.ProcessState, filepath.Join(b.logs, "agent.log"))
+		if b.agent.Exited() {
+			return b.agent.ExitError()
 		}
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := b.client.Info(c)
@@ -292,7 +290,7 @@ func (b *bench) waitAgent(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -323,7 +321,7 @@ func (b *bench) orchOnce(ctx context.Context, name string) (sample, error) {
 	if err := b.waitRunning(ctx, name, 1, b.o.poll, 2*time.Minute, false); err != nil {
 		return sample{}, err
 	}
-	s := sample{cliMS: ms(cli), runningMS: ms(time.Since(t0))}
+	s := sample{cliMS: benchkit.Ms(cli), runningMS: benchkit.Ms(time.Since(t0))}
 	if out, err := b.orchCmd(ctx, "service", "rm", name); err != nil {
 		return s, fmt.Errorf("orch service rm: %v: %s", err, out)
 	}
@@ -336,11 +334,11 @@ func (b *bench) orchOnce(ctx context.Context, name string) (sample, error) {
 		if time.Now().After(deadline) {
 			return s, fmt.Errorf("containers of %s still there 2 min after rm: %s", name, out)
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := benchkit.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return s, err
 		}
 	}
-	return s, sleep(ctx, time.Second)
+	return s, benchkit.Sleep(ctx, time.Second)
 }
 
 // waitRunning polls the API until name has want slots, all running on the
@@ -372,10 +370,10 @@ func (b *bench) waitRunning(ctx context.Context, name string, want int, every, t
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not running after %v: %s", name, timeout, last)
 		}
-		if b.agent.exited() {
-			return fmt.Errorf("agent exited: %v", b.agent.cmd.ProcessState)
+		if b.agent.Exited() {
+			return b.agent.ExitError()
 		}
-		if err := sleep(ctx, every); err != nil {
+		if err := benchkit.Sleep(ctx, every); err != nil {
 			return err
 		}
 	}
@@ -398,18 +396,18 @@ func (b *bench) ctrOnce(ctx context.Context, id string) (sample, error) {
 		if time.Now().After(deadline) {
 			return sample{}, fmt.Errorf("task %s not RUNNING after 2 min: %s", id, out)
 		}
-		if err := sleep(ctx, b.o.poll); err != nil {
+		if err := benchkit.Sleep(ctx, b.o.poll); err != nil {
 			return sample{}, err
 		}
 	}
-	s := sample{cliMS: ms(cli), runningMS: ms(time.Since(t0))}
+	s := sample{cliMS: benchkit.Ms(cli), runningMS: benchkit.Ms(time.Since(t0))}
 	b.ctr(ctx, "tasks", "kill", "-s", "SIGKILL", id)
 	for range 200 {
 		out, _ := b.ctr(ctx, "tasks", "ls")
 		if !strings.Contains(string(out), id+" ") || strings.Contains(string(out), "STOPPED") {
 			break
 		}
-		sleep(ctx, 25*time.Millisecond)
+		benchkit.Sleep(ctx, 25*time.Millisecond)
 	}
 	if out, err := b.ctr(ctx, "tasks", "rm", "-f", id); err != nil {
 		return s, fmt.Errorf("ctr tasks rm: %v: %s", err, out)
@@ -417,7 +415,7 @@ func (b *bench) ctrOnce(ctx context.Context, id string) (sample, error) {
 	if out, err := b.ctr(ctx, "containers", "rm", id); err != nil {
 		return s, fmt.Errorf("ctr containers rm: %v: %s", err, out)
 	}
-	return s, sleep(ctx, time.Second)
+	return s, benchkit.Sleep(ctx, time.Second)
 }
 
 func taskRunning(ls, id string) bool {
@@ -447,69 +445,49 @@ func (b *bench) ctrRunning(ctx context.Context, ns string) (int, error) {
 
 // memory samples the agent's RSS (median of 5, 1 s apart) after settling.
 func (b *bench) memory(ctx context.Context, n int, took time.Duration) (memRow, error) {
-	if err := sleep(ctx, b.o.settle); err != nil {
+	if err := benchkit.Sleep(ctx, b.o.settle); err != nil {
 		return memRow{}, err
 	}
-	busy0, total0 := cpuTicks()
+	cpu0, _ := benchkit.ReadHostCPU()
 	var rss []int64
 	var row memRow
 	for range 5 {
-		r, hwm, err := vmRSS(b.agent.pid())
+		m, err := benchkit.ProcMem(b.agent.Pid())
 		if err != nil {
 			return row, fmt.Errorf("agent RSS: %w", err)
 		}
-		rss = append(rss, r)
-		row.agentHWM = hwm
-		if err := sleep(ctx, time.Second); err != nil {
+		rss = append(rss, m.RSS)
+		row.agentHWM = m.HWM
+		if err := benchkit.Sleep(ctx, time.Second); err != nil {
 			return row, err
 		}
 	}
 	slices.Sort(rss)
 	row.replicas, row.scaleSec, row.agentRSS = n, took.Seconds(), rss[len(rss)/2]
-	row.ctdRSS, _, _ = vmRSS(b.ctd.pid())
-	for _, p := range listProcs() {
-		if strings.TrimPrefix(shimAddress(p.argv), "unix://") == b.ctdSock {
-			r, _, _ := vmRSS(p.pid)
-			row.shimRSS += r
+	ctd, _ := benchkit.ProcMem(b.ctd.Pid())
+	row.ctdRSS = ctd.RSS
+	for _, p := range benchkit.ListProcs(true) {
+		if strings.TrimPrefix(benchkit.ShimAddress(p.Argv), "unix://") == b.ctdSock {
+			m, _ := benchkit.ProcMem(p.PID)
+			row.shimRSS += m.RSS
 			row.shims++
 		}
 	}
-	busy1, total1 := cpuTicks()
-	row.hostBusy = pct(busy1-busy0, total1-total0)
+	cpu1, _ := benchkit.ReadHostCPU()
+	row.hostBusy = cpu0.BusyPct(cpu1)
 	logf("%d replicas: agent RSS %.1f MiB (HWM %.1f), containerd %.1f MiB, %d shims %.1f MiB",
-		n, mib(row.agentRSS), mib(row.agentHWM), mib(row.ctdRSS), row.shims, mib(row.shimRSS))
+		n, benchkit.MiB(row.agentRSS), benchkit.MiB(row.agentHWM), benchkit.MiB(row.ctdRSS), row.shims, benchkit.MiB(row.shimRSS))
 	return row, nil
 }
 
 // teardown stops the agent, then containerd; reap does the rest.
 func (b *bench) teardown() {
 	if b.agent != nil {
-		b.agent.stop(10 * time.Second)
+		b.agent.Stop(10 * time.Second)
 	}
 	if b.ctd != nil {
-		b.ctd.stop(5 * time.Second)
+		b.ctd.Stop(5 * time.Second)
 	}
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-func mib(kib int64) float64      { return float64(kib) / 1024 }
-func pct(a, b uint64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return 100 * float64(a) / float64(b)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func col(ss []sample, f func(sample) float64) []float64 {
@@ -524,16 +502,15 @@ func col(ss []sample, f func(sample) float64) []float64 {
 func (b *bench) report() error {
 	run := func(s sample) float64 { return s.runningMS }
 	cli := func(s sample) float64 { return s.cliMS }
-	om, ox := median(col(b.orchRuns, run)), slices.Max(col(b.orchRuns, run))
-	cm, cx := median(col(b.ctrRuns, run)), slices.Max(col(b.ctrRuns, run))
+	om, ox := benchkit.Median(col(b.orchRuns, run)), slices.Max(col(b.orchRuns, run))
+	cm, cx := benchkit.Median(col(b.ctrRuns, run)), slices.Max(col(b.ctrRuns, run))
 	w := os.Stdout
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, "\n# orch %s, %s, %d CPUs, %s, %s\n", b.o.source, runtime.Version(), runtime.NumCPU(), host, b.started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "\n%s\n", benchkit.Header(b.o.source, b.started))
 	fmt.Fprintf(w, "\nCreate to running, ms (%d runs each, alternating order):\n\n", len(b.orchRuns))
 	fmt.Fprintln(w, "| impl | median | min | max | CLI returned, median |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
-	fmt.Fprintf(w, "| orch service create | %.0f | %.0f | %.0f | %.0f |\n", om, slices.Min(col(b.orchRuns, run)), ox, median(col(b.orchRuns, cli)))
-	fmt.Fprintf(w, "| ctr run -d | %.0f | %.0f | %.0f | %.0f |\n", cm, slices.Min(col(b.ctrRuns, run)), cx, median(col(b.ctrRuns, cli)))
+	fmt.Fprintf(w, "| orch service create | %.0f | %.0f | %.0f | %.0f |\n", om, slices.Min(col(b.orchRuns, run)), ox, benchkit.Median(col(b.orchRuns, cli)))
+	fmt.Fprintf(w, "| ctr run -d | %.0f | %.0f | %.0f | %.0f |\n", cm, slices.Min(col(b.ctrRuns, run)), cx, benchkit.Median(col(b.ctrRuns, cli)))
 	fmt.Fprintf(w, "| ratio orch/ctr | %.2f | | %.2f | |\n", om/cm, ox/cx)
 	fmt.Fprintf(w, "\nHost CPU busy during the latency runs (both CPUs, every source): %.0f%%\n", b.latencyBusy)
 	fmt.Fprintln(w, "\nAgent memory by local replicas:")
@@ -544,7 +521,7 @@ func (b *bench) report() error {
 		if r.replicas > 0 {
 			up = fmt.Sprintf("%.1f", r.scaleSec)
 		}
-		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.1f | %d | %.1f | %.0f |\n", r.replicas, up, mib(r.agentRSS), mib(r.agentHWM), mib(r.ctdRSS), r.shims, mib(r.shimRSS), r.hostBusy)
+		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.1f | %d | %.1f | %.0f |\n", r.replicas, up, benchkit.MiB(r.agentRSS), benchkit.MiB(r.agentHWM), benchkit.MiB(r.ctdRSS), r.shims, benchkit.MiB(r.shimRSS), r.hostBusy)
 	}
 	fmt.Fprintf(w, "\ntotal %s\n", time.Since(b.started).Round(time.Second))
 
@@ -575,35 +552,20 @@ func (b *bench) report() error {
 	add("ratio_max", 1, ox/cx, "x")
 	add("host_busy_latency", 1, b.latencyBusy, "%")
 	for _, r := range b.mem {
-		add("agent_rss", r.replicas, mib(r.agentRSS), "MiB")
-		add("agent_hwm", r.replicas, mib(r.agentHWM), "MiB")
-		add("containerd_rss", r.replicas, mib(r.ctdRSS), "MiB")
-		add("shims_rss", r.replicas, mib(r.shimRSS), "MiB")
+		add("agent_rss", r.replicas, benchkit.MiB(r.agentRSS), "MiB")
+		add("agent_hwm", r.replicas, benchkit.MiB(r.agentHWM), "MiB")
+		add("containerd_rss", r.replicas, benchkit.MiB(r.ctdRSS), "MiB")
+		add("shims_rss", r.replicas, benchkit.MiB(r.shimRSS), "MiB")
 		if r.replicas > 0 {
 			add("scale_up", r.replicas, r.scaleSec, "s")
 		}
 		add("host_busy", r.replicas, r.hostBusy, "%")
 	}
 	for name, body := range map[string]string{"start.csv": runs.String(), "start-summary.csv": sum.String()} {
-		if err := appendCSV(filepath.Join(b.o.results, name), body); err != nil {
+		if err := benchkit.AppendCSV(filepath.Join(b.o.results, name), body); err != nil {
 			return err
 		}
 	}
 	logf("CSV appended to %s/start.csv and start-summary.csv", b.o.results)
 	return nil
-}
-
-// appendCSV appends body to path, without its header line if the file
-// already has content.
-func appendCSV(path, body string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st, _ := f.Stat(); st != nil && st.Size() > 0 {
-		_, body, _ = strings.Cut(body, "\n")
-	}
-	_, err = io.WriteString(f, body)
-	return err
 }

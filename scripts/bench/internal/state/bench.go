@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // results is everything measured, for the report.
@@ -24,12 +26,12 @@ type results struct {
 // progress goes to stderr. Results gathered before an error or an
 // interrupt are still reported.
 func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	o.agentFlags = agentFlags(o.orchBin)
+	o.agentFlags = benchkit.NoContainerdFlags(o.Orch)
 	env := describeMachine(o)
 	fmt.Fprint(stderr, env.String())
-	l := &lab{script: o.labScript, prefix: o.prefix, subnet: o.subnet}
+	l := &benchkit.Lab{Script: o.Lab, Prefix: o.Prefix, Subnet: o.Subnet, PinNeighbours: true}
 	down := func() {
-		if err := l.down(ctx); err != nil {
+		if err := l.Down(ctx); err != nil {
 			fmt.Fprintf(stderr, "state: warning: %v\n", err)
 		}
 	}
@@ -87,17 +89,17 @@ func runBench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}()
-	env.finish(start)
+	env.Finish(start)
 	if len(res.prop) == 0 && len(res.sync) == 0 {
 		return errors.Join(err, errors.New("nothing was measured"))
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, env.String())
 	printReport(stdout, res, o)
-	if werr := writeCSVs(o.results, res, o); werr != nil {
+	if werr := writeCSVs(o.Results, res, o); werr != nil {
 		err = errors.Join(err, werr)
 	} else {
-		fmt.Fprintf(stderr, "results: %s, %s\n", filepath.Join(o.results, runsCSV), filepath.Join(o.results, summaryCSV))
+		fmt.Fprintf(stderr, "results: %s, %s\n", filepath.Join(o.Results, runsCSV), filepath.Join(o.Results, summaryCSV))
 	}
 	for _, e := range res.errs {
 		if err == nil && strings.HasPrefix(e, "ended early") {

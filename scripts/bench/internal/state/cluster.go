@@ -5,16 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/orchproject/orch/agent/api"
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 const (
@@ -24,6 +24,8 @@ const (
 	readyPoll = 20 * time.Millisecond
 	// leaveWait bounds a graceful leave before the agent is killed.
 	leaveWait = 15 * time.Second
+	// killWait bounds the wait for a SIGKILLed agent to be reaped.
+	killWait = 10 * time.Second
 	// apiTimeout bounds one API call of the harness. Calls on a node
 	// holding 10,000 services take a few hundred ms (every call decodes
 	// every spec); this only catches a hung agent.
@@ -37,7 +39,7 @@ type agentProc struct {
 	name    string
 	dir     string
 	client  *api.Client
-	proc    *proc
+	proc    *benchkit.Daemon
 	started time.Time // just before the process was started
 }
 
@@ -46,9 +48,9 @@ type agentProc struct {
 // goroutine, watchers get their agent by value.
 type cluster struct {
 	bin, profile string
-	extra        []string // more agent flags, see agentFlags
+	extra        []string // more agent flags, see benchkit.NoContainerdFlags
 	logLevel     string   // of the agents formed by form; empty: info
-	lab          *lab
+	lab          *benchkit.Lab
 	dir          string
 	token        string // set once the founder answers
 
@@ -61,8 +63,8 @@ type cluster struct {
 	watchers  sync.WaitGroup
 }
 
-func newCluster(o options, profile string, l *lab, dir string) *cluster {
-	return &cluster{bin: o.orchBin, profile: profile, extra: o.agentFlags, lab: l, dir: dir, agents: map[string]*agentProc{}, rec: newRecorder(), stopWatch: func() {}}
+func newCluster(o options, profile string, l *benchkit.Lab, dir string) *cluster {
+	return &cluster{bin: o.Orch, profile: profile, extra: o.agentFlags, lab: l, dir: dir, agents: map[string]*agentProc{}, rec: newRecorder(), stopWatch: func() {}}
 }
 
 // formError is a cluster that did not form: an agent failed to start or
@@ -71,19 +73,6 @@ type formError struct{ err error }
 
 func (e *formError) Error() string { return "form the cluster: " + e.err.Error() }
 func (e *formError) Unwrap() error { return e.err }
-
-// agentFlags returns the flags every agent gets besides the usual ones.
-// Agents that can run workloads (those with --containerd) are started with
-// "--containerd none", claims only: this benchmark measures the store,
-// and without a containerd every reconcile pass would log a warning.
-// Agents without the flag (before the containerd work) need nothing.
-func agentFlags(bin string) []string {
-	out, _ := exec.Command(bin, "agent", "--help").CombinedOutput()
-	if strings.Contains(string(out), "--containerd") {
-		return []string{"--containerd", "none"}
-	}
-	return nil
-}
 
 // startOptions are the per-agent settings of start.
 type startOptions struct {
@@ -103,23 +92,27 @@ func (c *cluster) start(k int, name string, so startOptions) (*agentProc, error)
 		return nil, err
 	}
 	sock := filepath.Join(dir, "orch.sock")
-	argv := []string{c.bin, "agent",
-		"--name", name,
-		"--bind", c.lab.addr(k).String() + ":7946",
-		"--data-dir", dir,
-		"--socket", sock,
-		"--profile", c.profile,
-	}
-	argv = append(argv, c.extra...)
+	ag := benchkit.Agent{Bin: c.bin, Name: name, Addr: c.lab.Addr(k), DataDir: dir, Socket: sock, Profile: c.profile,
+		Extra: slices.Clone(c.extra)}
 	if so.logLevel != "" {
-		argv = append(argv, "--log-level", so.logLevel)
+		ag.Extra = append(ag.Extra, "--log-level", so.logLevel)
 	}
 	if so.join {
-		argv = append(argv, "--token", c.token, "--join", c.lab.addr(1).String())
+		ag.Join, ag.Token = c.lab.Addr(1), c.token
 	}
+	argv := ag.Argv()
 	a := &agentProc{k: k, name: name, dir: dir, client: api.NewClient(sock)}
 	a.started = time.Now()
-	p, err := startProc(c.lab, k, argv, filepath.Join(c.dir, name+".log"), so.onLine)
+	// The benchmark runs at nice -10 (scripts/bench/state), so that its
+	// timestamps are taken promptly while the agents keep both cores busy;
+	// the agents run at the default priority.
+	p, err := benchkit.StartDaemon(benchkit.DaemonOptions{
+		Name:   "agent " + name,
+		Log:    filepath.Join(c.dir, name+".log"),
+		NetNS:  c.lab.NetNS(k),
+		Nice:   -benchkit.HarnessNice(),
+		OnLine: so.onLine,
+	}, argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +141,7 @@ func (c *cluster) form(ctx context.Context, n int, stagger, timeout time.Duratio
 		return fmt.Errorf("wait for h1: %w", err)
 	}
 	for k := 2; k <= n; k++ {
-		if !sleepCtx(fctx, stagger) {
+		if benchkit.Sleep(fctx, stagger) != nil {
 			return fctx.Err()
 		}
 		if _, err := c.start(k, "h"+strconv.Itoa(k), startOptions{join: true, logLevel: c.logLevel, onLine: c.watchLine}); err != nil {
@@ -181,7 +174,7 @@ func (c *cluster) waitQuiet(ctx context.Context, quiet, timeout time.Duration) b
 		if time.Since(time.Unix(0, c.lastStale.Load())) >= quiet {
 			return true
 		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, 250*time.Millisecond) {
+		if time.Now().After(deadline) || benchkit.Sleep(ctx, 250*time.Millisecond) != nil {
 			return false
 		}
 	}
@@ -190,9 +183,9 @@ func (c *cluster) waitQuiet(ctx context.Context, quiet, timeout time.Duration) b
 // poll calls f every interval until it succeeds, ctx ends, or an agent
 // exits on its own (which no waiting cures).
 func (c *cluster) poll(ctx context.Context, interval time.Duration, f func() error) error {
-	return retry(ctx, interval, func() error {
+	return benchkit.Retry(ctx, interval, func() error {
 		if err := c.checkRunning(); err != nil {
-			return stopRetry{err}
+			return benchkit.StopRetry{Err: err}
 		}
 		return f()
 	})
@@ -201,8 +194,8 @@ func (c *cluster) poll(ctx context.Context, interval time.Duration, f func() err
 // checkRunning reports an agent that has exited although nobody stopped it.
 func (c *cluster) checkRunning() error {
 	for _, a := range c.agents {
-		if !a.proc.alive() {
-			return fmt.Errorf("agent %s exited (%v); end of %s:\n%s", a.name, a.proc.waitErr, a.proc.logPath, tailFile(a.proc.logPath, 15))
+		if a.proc.Exited() {
+			return a.proc.ExitError()
 		}
 	}
 	return nil
@@ -269,7 +262,7 @@ func watchServices(ctx context.Context, name string, cl *api.Client, rec *record
 			rec.add(serviceEvent{node: name, action: ev.Action, subject: ev.Subject, version: ev.Attributes["version"], at: ev.Time})
 			return nil
 		})
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if benchkit.Sleep(ctx, 200*time.Millisecond) != nil {
 			return
 		}
 		if lastSeq > 0 {
@@ -285,9 +278,9 @@ func (c *cluster) leave(ctx context.Context, a *agentProc) error {
 	defer cancel()
 	err := a.client.Leave(lctx)
 	select {
-	case <-a.proc.exited:
+	case <-a.proc.Done():
 	case <-lctx.Done():
-		err = errors.Join(err, fmt.Errorf("agent %s still running %v after leave", a.name, leaveWait), a.proc.kill())
+		err = errors.Join(err, fmt.Errorf("agent %s still running %v after leave", a.name, leaveWait), a.proc.Kill(killWait))
 	}
 	delete(c.agents, a.name)
 	return err
@@ -299,8 +292,8 @@ func (c *cluster) stop() {
 	c.stopWatch()
 	var errs []error
 	for _, a := range c.agents {
-		if a.proc.alive() {
-			errs = append(errs, a.proc.kill())
+		if !a.proc.Exited() {
+			errs = append(errs, a.proc.Kill(killWait))
 		}
 	}
 	c.watchers.Wait()
@@ -315,11 +308,11 @@ func (c *cluster) stop() {
 func rss(as []*agentProc) ([]float64, error) {
 	var out []float64
 	for _, a := range as {
-		u, err := readUsage(a.proc.pid())
+		u, err := benchkit.ReadUsage(a.proc.Pid())
 		if err != nil {
 			return nil, fmt.Errorf("agent %s: %w", a.name, err)
 		}
-		out = append(out, float64(u.rssKiB)/1024)
+		out = append(out, benchkit.MiB(u.RSS))
 	}
 	return out, nil
 }

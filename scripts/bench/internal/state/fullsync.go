@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 const (
@@ -76,16 +78,16 @@ type syncPhase struct {
 // runFullSync forms a cluster of o.syncSize agents and, for each service
 // count, fills it up and lets o.syncRuns fresh agents join one after the
 // other. It returns the phases measured so far, also on error.
-func runFullSync(ctx context.Context, o options, l *lab, stderr io.Writer) (phases []syncPhase, logs []logSpan, err error) {
-	if err := waitIdle(ctx, o.prefix, o.waitIdle, o.waitIdlePoll, "full sync", stderr); err != nil {
+func runFullSync(ctx context.Context, o options, l *benchkit.Lab, stderr io.Writer) (phases []syncPhase, logs []logSpan, err error) {
+	if err := waitIdle(ctx, o.Prefix, o.waitIdle, o.waitIdlePoll, "full sync", stderr); err != nil {
 		return nil, nil, err
 	}
 	hosts := o.syncSize + o.syncRuns*len(o.services)
 	fmt.Fprintf(stderr, "full sync: lab of %d hosts (%d members, %d joiners)\n", hosts, o.syncSize, hosts-o.syncSize)
-	if err := l.up(ctx, hosts); err != nil {
+	if err := l.Up(ctx, hosts); err != nil {
 		return nil, nil, err
 	}
-	dir := filepath.Join(o.work, "sync")
+	dir := filepath.Join(o.Work, "sync")
 	c := newCluster(o, o.syncProfile, l, dir)
 	c.logLevel = o.memberLogLevel
 	defer c.stop()
@@ -110,25 +112,25 @@ func runFullSync(ctx context.Context, o options, l *lab, stderr io.Writer) (phas
 		if err := createBulk(ctx, o, members, created, s); err != nil {
 			return phases, nil, fmt.Errorf("full sync S=%d: %w", s, err)
 		}
-		ph.createMs = ms(time.Since(start))
+		ph.createMs = benchkit.Ms(time.Since(start))
 		created = s
 		start = time.Now()
 		if err := waitHold(ctx, c, members, s, o.syncTimeout); err != nil {
 			return phases, nil, fmt.Errorf("full sync S=%d: %w", s, err)
 		}
-		ph.convergeMs = ms(time.Since(start))
+		ph.convergeMs = benchkit.Ms(time.Since(start))
 		// A burst of writes leaves thousands of deltas in serf's broadcast
 		// queues, gossiped for minutes after they stopped mattering; the
 		// figures below are for a cluster at rest.
 		if c.waitQuiet(ctx, drainQuiet, o.drainTimeout) {
-			ph.drainMs = ms(time.Since(start))
+			ph.drainMs = benchkit.Ms(time.Since(start))
 		} else {
 			ph.drainMs = math.Inf(1)
 		}
 		if ctx.Err() != nil {
 			return phases, nil, ctx.Err()
 		}
-		if !sleepCtx(ctx, o.settle) {
+		if benchkit.Sleep(ctx, o.settle) != nil {
 			return phases, nil, ctx.Err()
 		}
 		var err error
@@ -139,7 +141,7 @@ func runFullSync(ctx context.Context, o options, l *lab, stderr io.Writer) (phas
 			return phases, nil, fmt.Errorf("full sync S=%d: idle sample: %w", s, err)
 		}
 		fmt.Fprintf(stderr, "full sync S=%d: created in %.1f s (%.0f/s), on all %d agents %.1f s later, stale deltas drained %s s later; state.json %.2f MiB, RSS %.1f MiB, idle CPU %.2f%% (mean)\n",
-			s, ph.createMs/1000, float64(ph.created)/(ph.createMs/1000), len(members), ph.convergeMs/1000, fmtS(ph.drainMs), float64(ph.stateBytes)/(1<<20), mean(ph.rssMiB), mean(ph.cpuPct))
+			s, ph.createMs/1000, float64(ph.created)/(ph.createMs/1000), len(members), ph.convergeMs/1000, fmtS(ph.drainMs), float64(ph.stateBytes)/(1<<20), benchkit.Mean(ph.rssMiB), benchkit.Mean(ph.cpuPct))
 		for run := 1; run <= o.syncRuns; run++ {
 			joiners++
 			r, err := joinOnce(ctx, o, c, s, run, o.syncSize+joiners, fmt.Sprintf("j%d", joiners))
@@ -149,12 +151,12 @@ func runFullSync(ctx context.Context, o options, l *lab, stderr io.Writer) (phas
 			}
 			ph.runs = append(ph.runs, r)
 			fmt.Fprintf(stderr, "full sync S=%d run %d: %s held all %d services %s ms after its start, %s ms after its API answered (API up at %s ms; logged sync at %s ms); RSS %.1f MiB\n",
-				s, run, r.joiner, r.got, fmtMs(r.doneMs), fmtMs(r.fromAPIMs()), fmtMs(r.apiMs), fmtMs(r.logMs), r.rssMiB)
+				s, run, r.joiner, r.got, benchkit.FormatMs(r.doneMs), benchkit.FormatMs(r.fromAPIMs()), benchkit.FormatMs(r.apiMs), benchkit.FormatMs(r.logMs), r.rssMiB)
 			for _, line := range r.syncLines {
 				fmt.Fprintf(stderr, "    %s\n", line)
 			}
 		}
-		ph.busy = otherActivity(o.prefix)
+		ph.busy = otherActivity(o.Prefix)
 		phases = append(phases, ph)
 	}
 	return phases, nil, nil
@@ -163,24 +165,24 @@ func runFullSync(ctx context.Context, o options, l *lab, stderr io.Writer) (phas
 // idleUse samples the agents' CPU time over window and their RSS at its
 // end: CPU in % of one core, RSS in MiB, one value per agent.
 func idleUse(ctx context.Context, as []*agentProc, window time.Duration) (rssMiB, cpuPct []float64, err error) {
-	u0 := make([]usage, len(as))
+	u0 := make([]benchkit.Usage, len(as))
 	for i, a := range as {
-		if u0[i], err = readUsage(a.proc.pid()); err != nil {
+		if u0[i], err = benchkit.ReadUsage(a.proc.Pid()); err != nil {
 			return nil, nil, fmt.Errorf("agent %s: %w", a.name, err)
 		}
 	}
 	t0 := time.Now()
-	if !sleepCtx(ctx, window) {
+	if benchkit.Sleep(ctx, window) != nil {
 		return nil, nil, ctx.Err()
 	}
 	elapsed := time.Since(t0)
 	for i, a := range as {
-		u, err := readUsage(a.proc.pid())
+		u, err := benchkit.ReadUsage(a.proc.Pid())
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent %s: %w", a.name, err)
 		}
-		rssMiB = append(rssMiB, float64(u.rssKiB)/1024)
-		cpuPct = append(cpuPct, float64(u.cpuTicks-u0[i].cpuTicks)/clockTicks/elapsed.Seconds()*100)
+		rssMiB = append(rssMiB, benchkit.MiB(u.RSS))
+		cpuPct = append(cpuPct, u0[i].CPUPct(u, elapsed))
 	}
 	return rssMiB, cpuPct, nil
 }
@@ -266,7 +268,7 @@ func stableSize(ctx context.Context, path string) (int64, error) {
 			}
 			return 0, fmt.Errorf("size of %s: %w", path, err)
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if benchkit.Sleep(ctx, 200*time.Millisecond) != nil {
 			return 0, ctx.Err()
 		}
 	}
@@ -301,13 +303,13 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 		// Started before the joiner, so its first moments are in it.
 		// Stamped with CLOCK_REALTIME, so that samples can be cut at the
 		// joiner's start and done times printed below.
-		perf = exec.Command("perf", "record", "-a", "-g", "-F", "499", "-k", "CLOCK_REALTIME", "-o", filepath.Join(o.work, name+".perf.data"),
+		perf = exec.Command("perf", "record", "-a", "-g", "-F", "499", "-k", "CLOCK_REALTIME", "-o", filepath.Join(o.Work, name+".perf.data"),
 			"--", "sleep", strconv.FormatFloat(o.perfJoins.Seconds(), 'f', 1, 64))
 		perf.Stdout, perf.Stderr = io.Discard, io.Discard
 		if err := perf.Start(); err != nil {
 			return r, fmt.Errorf("--perf-joins: %w", err)
 		}
-		sleepCtx(ctx, 300*time.Millisecond) // perf's own start-up
+		benchkit.Sleep(ctx, 300*time.Millisecond) // perf's own start-up
 	}
 	a, err := c.start(k, name, startOptions{join: true, logLevel: o.joinerLogLevel, onLine: onLine})
 	if err != nil {
@@ -318,7 +320,7 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 		fmt.Fprintf(os.Stderr, "perf: %s started at %s\n", name, a.started.UTC().Format(time.RFC3339Nano))
 	}
 	defer func() {
-		if a.proc.alive() {
+		if !a.proc.Exited() {
 			if err := c.leave(ctx, a); err != nil {
 				fmt.Fprintf(os.Stderr, "state: warning: %v\n", err)
 			}
@@ -329,18 +331,18 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 	if err := c.poll(jctx, readyPoll, func() error { _, err := a.client.Info(jctx); return err }); err != nil {
 		return r, fmt.Errorf("wait for %s's API: %w", name, err)
 	}
-	r.apiMs = ms(time.Since(a.started))
+	r.apiMs = benchkit.Ms(time.Since(a.started))
 	var prev time.Time
 	for {
 		sent := time.Now()
 		n, err := countBulk(jctx, a)
 		if err == nil && r.memberMs == 0 {
-			r.memberMs = ms(sent.Sub(a.started))
+			r.memberMs = benchkit.Ms(sent.Sub(a.started))
 		}
 		if err == nil && n == s {
 			r.got = n
-			r.doneMs = ms(sent.Sub(a.started))
-			r.pollGapMs = ms(sent.Sub(prev))
+			r.doneMs = benchkit.Ms(sent.Sub(a.started))
+			r.pollGapMs = benchkit.Ms(sent.Sub(prev))
 			break
 		}
 		if err := c.checkRunning(); err != nil {
@@ -350,19 +352,19 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 			return r, fmt.Errorf("%s holds %d of %d services after %s (last error: %v)", name, n, s, o.syncTimeout, err)
 		}
 		prev = sent
-		if !sleepCtx(jctx, o.syncPoll) && ctx.Err() != nil {
+		if benchkit.Sleep(jctx, o.syncPoll) != nil && ctx.Err() != nil {
 			return r, ctx.Err()
 		}
 	}
-	if u, err := readUsage(a.proc.pid()); err == nil {
-		r.rssMiB = float64(u.rssKiB) / 1024
+	if u, err := benchkit.ReadUsage(a.proc.Pid()); err == nil {
+		r.rssMiB = benchkit.MiB(u.RSS)
 	}
 	// Give the other syncs the joiner started a moment to log, so their
 	// lines show how the work was shared.
-	sleepCtx(ctx, time.Second)
+	benchkit.Sleep(ctx, time.Second)
 	mu.Lock()
 	if !logAt.IsZero() {
-		r.logMs = ms(logAt.Sub(a.started))
+		r.logMs = benchkit.Ms(logAt.Sub(a.started))
 	}
 	r.syncLines = lines
 	mu.Unlock()
@@ -376,7 +378,7 @@ func joinOnce(ctx context.Context, o options, c *cluster, s, run, k int, name st
 	if err := waitGone(ctx, c, name); err != nil {
 		return r, err
 	}
-	if !sleepCtx(ctx, o.settle) {
+	if benchkit.Sleep(ctx, o.settle) != nil {
 		return r, ctx.Err()
 	}
 	return r, nil
@@ -433,9 +435,9 @@ func summariseSync(ph syncPhase) syncSummary {
 		}
 		jrss = append(jrss, r.rssMiB)
 	}
-	s.doneMed, s.doneMax = median(done), maximum(done)
-	s.fromAPIMed, s.fromAPIMax = median(fromAPI), maximum(fromAPI)
-	s.apiMed, s.logMed = median(api), median(logs)
-	s.joinerRSSMed = median(jrss)
+	s.doneMed, s.doneMax = benchkit.Median(done), benchkit.Max(done)
+	s.fromAPIMed, s.fromAPIMax = benchkit.Median(fromAPI), benchkit.Max(fromAPI)
+	s.apiMed, s.logMed = benchkit.Median(api), benchkit.Median(logs)
+	s.joinerRSSMed = benchkit.Median(jrss)
 	return s
 }

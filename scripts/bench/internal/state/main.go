@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"os/signal"
 	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // maxSize keeps host addresses inside a /24 lab subnet.
@@ -35,12 +32,8 @@ type options struct {
 	writers      int
 	bulkAPI      string
 
-	orchBin, orchSource string
-	agentFlags          []string // derived from orchBin, see agentFlags
-	labScript           string
-	work, results       string
-	prefix              string
-	subnet              netip.Prefix
+	benchkit.LabFlags
+	agentFlags []string // derived from Orch, see benchkit.NoContainerdFlags
 
 	settle, gap, timeout   time.Duration
 	stagger, formTimeout   time.Duration
@@ -53,37 +46,15 @@ type options struct {
 	seed                   uint64
 }
 
-// usageError is a bad command line: exit status 2.
-type usageError struct{ error }
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills the program outright
-	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err == nil {
-		return
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	fmt.Fprintf(os.Stderr, "state: %v\n", err)
-	if errors.As(err, new(usageError)) {
-		os.Exit(2)
-	}
-	os.Exit(1)
-}
+func main() { benchkit.Main("state", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root: the benchmark builds network namespaces (scripts/lab) and runs agents inside them; run it as root, e.g. sudo scripts/bench/state")
+	if err := benchkit.RequireRoot("scripts/bench/state"); err != nil {
+		return err
 	}
 	return runBench(ctx, o, stdout, stderr)
 }
@@ -100,24 +71,26 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		bulkReplicas:    0,
 		writers:         4,
 		bulkAPI:         "apply",
-		labScript:       "scripts/lab",
-		work:            "/tmp/orch-bench-state",
-		results:         "scripts/bench/results",
-		prefix:          "bs-",
-		subnet:          netip.MustParsePrefix("10.50.0.0/24"),
-		settle:          3 * time.Second,
-		gap:             300 * time.Millisecond,
-		timeout:         30 * time.Second,
-		stagger:         50 * time.Millisecond,
-		formTimeout:     2 * time.Minute,
-		syncTimeout:     3 * time.Minute,
-		syncPoll:        50 * time.Millisecond,
-		drainTimeout:    5 * time.Minute,
-		waitIdle:        20 * time.Minute,
-		waitIdlePoll:    30 * time.Second,
-		joinerLogLevel:  "debug",
-		memberLogLevel:  "info",
-		seed:            1,
+		LabFlags: benchkit.LabFlags{
+			Lab:     "scripts/lab",
+			Work:    "/tmp/orch-bench-state",
+			Results: "scripts/bench/results",
+			Prefix:  "bs-",
+			Subnet:  netip.MustParsePrefix("10.50.0.0/24"),
+		},
+		settle:         3 * time.Second,
+		gap:            300 * time.Millisecond,
+		timeout:        30 * time.Second,
+		stagger:        50 * time.Millisecond,
+		formTimeout:    2 * time.Minute,
+		syncTimeout:    3 * time.Minute,
+		syncPoll:       50 * time.Millisecond,
+		drainTimeout:   5 * time.Minute,
+		waitIdle:       20 * time.Minute,
+		waitIdlePoll:   30 * time.Second,
+		joinerLogLevel: "debug",
+		memberLogLevel: "info",
+		seed:           1,
 	}
 	fs := flag.NewFlagSet("state", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -134,20 +107,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.bulkReplicas, "bulk-replicas", o.bulkReplicas, "full sync: replicas of each bulk service (0, like the acceptance test, adds no task claims)")
 	fs.IntVar(&o.writers, "writers", o.writers, "full sync: concurrent API clients creating the services")
 	fs.StringVar(&o.bulkAPI, "bulk-api", o.bulkAPI, "full sync: how services are created: apply (POST /v1/apply) or create (POST /v1/services, which answers with a view that decodes every service: quadratic)")
-	fs.StringVar(&o.orchBin, "orch", "", "orch binary (required; scripts/bench/state builds it)")
-	fs.StringVar(&o.orchSource, "orch-source", "", "where the orch binary was built from, for the report")
-	fs.StringVar(&o.labScript, "lab", o.labScript, "the lab script")
-	fs.StringVar(&o.work, "work", o.work, "work directory: agents' data dirs, sockets and logs")
-	fs.StringVar(&o.results, "results", o.results, "directory for the CSV results")
-	fs.StringVar(&o.prefix, "prefix", o.prefix, "lab namespace prefix")
-	fs.Func("subnet", "lab subnet, a /24 or larger (default 10.50.0.0/24)", func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
-			return errors.New("want an IPv4 prefix of /24 or larger")
-		}
-		o.subnet = p.Masked()
-		return nil
-	})
+	o.LabFlags.Register(fs, "scripts/bench/state")
 	fs.DurationVar(&o.settle, "settle", o.settle, "idle time after a cluster has formed or taken the services, before measuring")
 	fs.DurationVar(&o.gap, "gap", o.gap, "propagation: pause between one write being everywhere and the next write")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "propagation: give up on a write reaching every agent after this long")
@@ -166,17 +126,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, usageError{err}
+		return o, benchkit.UsageError{Err: err}
 	}
 	var errs []error
 	if rest := fs.Args(); len(rest) > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", rest))
 	}
 	var err error
-	if o.sizes, err = parseInts("--sizes", sizes, 2, maxSize); err != nil {
+	if o.sizes, err = benchkit.ParseInts("--sizes", sizes, 2, maxSize); err != nil {
 		errs = append(errs, err)
 	}
-	if o.services, err = parseInts("--services", services, 1, 100000); err != nil {
+	if o.services, err = benchkit.ParseInts("--services", services, 1, 100000); err != nil {
 		errs = append(errs, err)
 	} else if !slices.IsSorted(o.services) {
 		errs = append(errs, fmt.Errorf("--services %q: want ascending counts (each adds services to the last)", services))
@@ -201,7 +161,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			errs = append(errs, fmt.Errorf("--%s %q: want fast or lan", name, p))
 		}
 	}
-	if o.orchBin == "" {
+	if o.Orch == "" {
 		errs = append(errs, errors.New("--orch: required (run the benchmark through scripts/bench/state, which builds orch)"))
 	}
 	for name, d := range map[string]time.Duration{"gap": o.gap, "timeout": o.timeout, "form-timeout": o.formTimeout,
@@ -214,27 +174,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, errors.New("--settle, --join-stagger, --wait-idle: want zero or a positive duration"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return o, usageError{err}
+		return o, benchkit.UsageError{Err: err}
 	}
 	return o, nil
-}
-
-// parseInts parses a comma-separated list of distinct integers in
-// [lo, hi]; an empty string is an empty list.
-func parseInts(flagName, s string, lo, hi int) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < lo || n > hi {
-			return nil, fmt.Errorf("%s %q: want comma-separated numbers of %d-%d", flagName, s, lo, hi)
-		}
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // propRun is one write and how long it took to be visible everywhere.
@@ -33,7 +35,7 @@ type propRun struct {
 
 // visibleMs is the time until every other agent reported the write;
 // +Inf if some never did.
-func (r propRun) visibleMs() float64 { return lastMs(r.delays, r.others) }
+func (r propRun) visibleMs() float64 { return benchkit.LastMs(r.delays, r.others) }
 
 // propPhase is what a propagation phase of one cluster size produced.
 type propPhase struct {
@@ -52,9 +54,9 @@ type propPhase struct {
 // runPropagation measures one cluster size with o.profile, or, if that
 // cluster does not form, with o.fallbackProfile. Results gathered before
 // an error are returned with it.
-func runPropagation(ctx context.Context, o options, l *lab, n int, rng *rand.Rand, stderr io.Writer) (propPhase, error) {
+func runPropagation(ctx context.Context, o options, l *benchkit.Lab, n int, rng *rand.Rand, stderr io.Writer) (propPhase, error) {
 	ph := propPhase{n: n, profile: o.profile}
-	if err := waitIdle(ctx, o.prefix, o.waitIdle, o.waitIdlePoll, fmt.Sprintf("propagation N=%d", n), stderr); err != nil {
+	if err := waitIdle(ctx, o.Prefix, o.waitIdle, o.waitIdlePoll, fmt.Sprintf("propagation N=%d", n), stderr); err != nil {
 		return ph, err
 	}
 	err := propagateCluster(ctx, o, l, n, o.profile, rng, &ph, stderr)
@@ -64,18 +66,18 @@ func runPropagation(ctx context.Context, o options, l *lab, n int, rng *rand.Ran
 		ph.profile = o.fallbackProfile
 		err = propagateCluster(ctx, o, l, n, o.fallbackProfile, rng, &ph, stderr)
 	}
-	ph.busy = otherActivity(o.prefix)
+	ph.busy = otherActivity(o.Prefix)
 	return ph, err
 }
 
 // propagateCluster forms a cluster of n agents with profile and makes
 // o.runs writes of each spec kind on random agents, into ph.
-func propagateCluster(ctx context.Context, o options, l *lab, n int, profile string, rng *rand.Rand, ph *propPhase, stderr io.Writer) error {
+func propagateCluster(ctx context.Context, o options, l *benchkit.Lab, n int, profile string, rng *rand.Rand, ph *propPhase, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "propagation N=%d (%s): lab of %d hosts\n", n, profile, n)
-	if err := l.up(ctx, n); err != nil {
+	if err := l.Up(ctx, n); err != nil {
 		return err
 	}
-	dir := filepath.Join(o.work, fmt.Sprintf("prop-n%d-%s", n, profile))
+	dir := filepath.Join(o.Work, fmt.Sprintf("prop-n%d-%s", n, profile))
 	c := newCluster(o, profile, l, dir)
 	defer c.stop()
 	// The logs count up to here: what the teardown causes (syncs with
@@ -90,9 +92,9 @@ func propagateCluster(ctx context.Context, o options, l *lab, n int, profile str
 		}
 		return fmt.Errorf("propagation N=%d: %w", n, &formError{err})
 	}
-	ph.formMs = ms(time.Since(start))
+	ph.formMs = benchkit.Ms(time.Since(start))
 	c.watch(ctx)
-	if !sleepCtx(ctx, o.settle) {
+	if benchkit.Sleep(ctx, o.settle) != nil {
 		return ctx.Err()
 	}
 	// The warm-up write proves every event stream is live before the
@@ -107,7 +109,7 @@ func propagateCluster(ctx context.Context, o options, l *lab, n int, profile str
 		}
 		return fmt.Errorf("warm-up write: only %d of %d agents reported it within %s", len(c.rec.seenAny(warm)), n, o.timeout)
 	}
-	if !sleepCtx(ctx, o.gap) {
+	if benchkit.Sleep(ctx, o.gap) != nil {
 		return ctx.Err()
 	}
 	members := c.members()
@@ -120,11 +122,11 @@ func propagateCluster(ctx context.Context, o options, l *lab, n int, profile str
 			}
 			ph.runs = append(ph.runs, r)
 			fmt.Fprintf(stderr, "propagation N=%d %s run %d: written on %s (%s), on all %d others by %s ms (first %s ms)%s\n",
-				n, kind, run, w.name, r.version, r.others, fmtMs(r.visibleMs()), fmtMs(firstMs(r.delays)), verifiedNote(r))
+				n, kind, run, w.name, r.version, r.others, benchkit.FormatMs(r.visibleMs()), benchkit.FormatMs(benchkit.FirstMs(r.delays)), verifiedNote(r))
 			if err := c.checkRunning(); err != nil {
 				return err
 			}
-			if !sleepCtx(ctx, o.gap) {
+			if benchkit.Sleep(ctx, o.gap) != nil {
 				return ctx.Err()
 			}
 		}
@@ -154,7 +156,7 @@ func propagateOnce(ctx context.Context, o options, c *cluster, n int, kind strin
 	if err != nil {
 		return r, fmt.Errorf("create %s on %s: %w", name, w.name, err)
 	}
-	r.callMs = ms(t0.Sub(before))
+	r.callMs = benchkit.Ms(t0.Sub(before))
 	r.version, r.specBytes = info.Version, len(info.Spec)
 	others := func() map[string]time.Time {
 		seen := c.rec.seen(name, info.Version)
@@ -229,19 +231,19 @@ func summariseProp(ph propPhase) []propSummary {
 				s.complete++
 			}
 			vis = append(vis, v)
-			first = append(first, firstMs(r.delays))
+			first = append(first, benchkit.FirstMs(r.delays))
 			call = append(call, r.callMs)
 			for _, d := range r.delays {
-				node = append(node, ms(d))
+				node = append(node, benchkit.Ms(d))
 			}
 		}
 		if s.runs == 0 {
 			continue
 		}
-		s.med, s.max, s.p90 = median(vis), maximum(vis), quantile(vis, 0.9)
-		s.firstMed = median(first)
-		s.nodeMed, s.nodeMax = median(node), maximum(node)
-		s.callMed = median(call)
+		s.med, s.max, s.p90 = benchkit.Median(vis), benchkit.Max(vis), benchkit.Quantile(vis, 0.9)
+		s.firstMed = benchkit.Median(first)
+		s.nodeMed, s.nodeMax = benchkit.Median(node), benchkit.Max(node)
+		s.callMed = benchkit.Median(call)
 		out = append(out, s)
 	}
 	return out

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"encoding/csv"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
+	"math"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/orchproject/orch/scripts/bench/internal/benchkit"
 )
 
 // CSV files written to the results directory; each run overwrites them.
@@ -36,50 +34,11 @@ func pathOf(kind string) string {
 	return "user event"
 }
 
-// machine describes where and when the benchmark ran.
-type machine struct {
-	cpus               int
-	cpuModel, kernel   string
-	orch, orchSource   string
-	agentFlags         []string
-	loadStart, loadEnd string
-	started            time.Time
-	took               time.Duration
-}
-
-func describeMachine(o options) *machine {
-	return &machine{
-		cpus:       runtime.NumCPU(),
-		cpuModel:   cpuinfoModel(),
-		kernel:     firstLine(readString("/proc/sys/kernel/osrelease")),
-		orch:       firstLine(commandOutput(o.orchBin, "version")),
-		orchSource: o.orchSource,
-		agentFlags: append([]string{"--profile", "fast"}, o.agentFlags...),
-		loadStart:  loadavg(),
-		started:    time.Now(),
-	}
-}
-
-// finish records the end of the run.
-func (m *machine) finish(start time.Time) {
-	m.took = time.Since(start)
-	m.loadEnd = loadavg()
-}
-
-func (m *machine) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "machine: %d CPUs (%s), Linux %s\n", m.cpus, m.cpuModel, m.kernel)
-	fmt.Fprintf(&b, "orch: %s", m.orch)
-	if m.orchSource != "" {
-		fmt.Fprintf(&b, ", built from the %s", m.orchSource)
-	}
-	fmt.Fprintf(&b, "; agents run with %s", strings.Join(m.agentFlags, " "))
-	fmt.Fprintf(&b, "\nstarted %s, load average %s", m.started.UTC().Format(time.RFC3339), m.loadStart)
-	if m.took > 0 {
-		fmt.Fprintf(&b, "; took %s, load average at the end %s", m.took.Round(time.Second), m.loadEnd)
-	}
-	b.WriteString("\n")
-	return b.String()
+// describeMachine describes the machine, orch and the agents' flags.
+func describeMachine(o options) *benchkit.Machine {
+	m := benchkit.DescribeMachine(o.Orch, o.OrchSource)
+	m.Also = "agents run with " + strings.Join(append([]string{"--profile", "fast"}, o.agentFlags...), " ")
+	return m
 }
 
 // printReport prints the tables and what the run noticed.
@@ -123,8 +82,8 @@ func printPropTable(w io.Writer, phases []propPhase, o options) {
 	for _, ph := range phases {
 		for _, s := range summariseProp(ph) {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t\n",
-				s.n, s.profile, s.kind, s.specBytes, pathOf(s.kind), fmtMs(s.med), fmtMs(s.p90), fmtMs(s.max),
-				fmtMs(s.firstMed), fmtMs(s.nodeMed), fmtMs(s.callMed), s.complete, s.runs)
+				s.n, s.profile, s.kind, s.specBytes, pathOf(s.kind), benchkit.FormatMs(s.med), benchkit.FormatMs(s.p90), benchkit.FormatMs(s.max),
+				benchkit.FormatMs(s.firstMed), benchkit.FormatMs(s.nodeMed), benchkit.FormatMs(s.callMed), s.complete, s.runs)
 		}
 	}
 	tw.Flush()
@@ -141,7 +100,7 @@ func printSyncTable(w io.Writer, phases []syncPhase, o options) {
 		s := summariseSync(ph)
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%.2f\t%.1f\t%.1f\t%.0f\t%.1f\t%s\t%d/%d\t\n",
 			s.services, fmtS(s.doneMed), fmtS(s.doneMax), fmtS(s.fromAPIMed), fmtS(s.fromAPIMax),
-			fmtS(s.apiMed), fmtS(s.logMed), float64(s.stateBytes)/(1<<20), mean(s.rssMiB), mean(s.cpuPct), s.joinerRSSMed,
+			fmtS(s.apiMed), fmtS(s.logMed), float64(s.stateBytes)/(1<<20), benchkit.Mean(s.rssMiB), benchkit.Mean(s.cpuPct), s.joinerRSSMed,
 			s.createMs/1000, float64(s.created)/(s.createMs/1000), s.convergeMs/1000, fmtS(s.drainMs), s.complete, o.syncRuns)
 		if s.services == syncTargetServices && s.complete > 0 {
 			verdict = "MISSES"
@@ -177,7 +136,7 @@ func printLogNotes(w io.Writer, res results) {
 			if len(n.agents) > 6 {
 				agents += fmt.Sprintf(",… (%d agents)", len(n.agents))
 			}
-			fmt.Fprintf(w, "  %5d× %s %q on %s\n         e.g. %s\n", n.count, n.level, n.msg, agents, truncate(n.example, 300))
+			fmt.Fprintf(w, "  %5d× %s %q on %s\n         e.g. %s\n", n.count, n.level, n.msg, agents, benchkit.Truncate(n.example, 300))
 		}
 	}
 }
@@ -190,7 +149,7 @@ func writeCSVs(dir string, res results, o options) error {
 	for _, ph := range res.prop {
 		for _, r := range ph.runs {
 			rows = append(rows, []string{"propagation", strconv.Itoa(r.n), ph.profile, "", r.kind, strconv.Itoa(r.specBytes), strconv.Itoa(r.run), r.writer, r.version,
-				csvMs(r.visibleMs()), csvMs(firstMs(r.delays)), strconv.Itoa(len(r.delays)), strconv.Itoa(r.verified), csvMs(r.callMs),
+				benchkit.CSVNum(r.visibleMs(), 1), benchkit.CSVNum(benchkit.FirstMs(r.delays), 1), strconv.Itoa(len(r.delays)), strconv.Itoa(r.verified), benchkit.CSVNum(r.callMs, 1),
 				"", "", "", "", "", "", ""})
 		}
 	}
@@ -198,10 +157,10 @@ func writeCSVs(dir string, res results, o options) error {
 		for _, r := range ph.runs {
 			rows = append(rows, []string{"fullsync", "", o.syncProfile, strconv.Itoa(r.services), "bulk", "", strconv.Itoa(r.run), r.joiner, "",
 				"", "", "", "", "",
-				csvMs(r.apiMs), csvMs(r.memberMs), csvMs(r.doneMs), csvMs(r.fromAPIMs()), csvMs(r.logMs), csvMs(r.pollGapMs), csvFloat(r.rssMiB)})
+				benchkit.CSVNum(r.apiMs, 1), benchkit.CSVNum(r.memberMs, 1), benchkit.CSVNum(r.doneMs, 1), benchkit.CSVNum(r.fromAPIMs(), 1), benchkit.CSVNum(r.logMs, 1), benchkit.CSVNum(r.pollGapMs, 1), benchkit.CSVNum(r.rssMiB, 2)})
 		}
 	}
-	if err := writeCSV(filepath.Join(dir, runsCSV), rows); err != nil {
+	if err := benchkit.WriteCSV(filepath.Join(dir, runsCSV), rows); err != nil {
 		return err
 	}
 	rows = [][]string{{"bench", "n", "profile", "services", "spec", "spec_bytes", "runs", "complete",
@@ -211,74 +170,29 @@ func writeCSVs(dir string, res results, o options) error {
 	for _, ph := range res.prop {
 		for _, s := range summariseProp(ph) {
 			rows = append(rows, []string{"propagation", strconv.Itoa(s.n), s.profile, "", s.kind, strconv.Itoa(s.specBytes), strconv.Itoa(s.runs), strconv.Itoa(s.complete),
-				csvMs(s.med), csvMs(s.p90), csvMs(s.max), csvMs(s.firstMed), csvMs(s.nodeMed),
-				"", "", "", "", "", "", "", "", "", "", "", "", "", csvMs(ph.formMs), strconv.Itoa(ph.lagged), ph.fellBack, strings.Join(ph.busy, "; ")})
+				benchkit.CSVNum(s.med, 1), benchkit.CSVNum(s.p90, 1), benchkit.CSVNum(s.max, 1), benchkit.CSVNum(s.firstMed, 1), benchkit.CSVNum(s.nodeMed, 1),
+				"", "", "", "", "", "", "", "", "", "", "", "", "", benchkit.CSVNum(ph.formMs, 1), strconv.Itoa(ph.lagged), ph.fellBack, strings.Join(ph.busy, "; ")})
 		}
 	}
 	for _, ph := range res.sync {
 		s := summariseSync(ph)
 		rows = append(rows, []string{"fullsync", "", o.syncProfile, strconv.Itoa(s.services), "bulk", "", strconv.Itoa(len(s.runs)), strconv.Itoa(s.complete),
-			csvMs(s.doneMed), "", csvMs(s.doneMax), "", "",
-			csvMs(s.fromAPIMed), csvMs(s.fromAPIMax), csvMs(s.apiMed), csvMs(s.logMed),
-			strconv.FormatInt(s.stateBytes, 10), csvFloat(mean(s.rssMiB)), csvFloat(maximum(s.rssMiB)),
-			csvFloat(mean(s.cpuPct)), csvFloat(maximum(s.cpuPct)), csvFloat(s.joinerRSSMed),
-			csvMs(s.createMs), csvMs(s.convergeMs), csvMs(s.drainMs), "", "", "", strings.Join(s.busy, "; ")})
+			benchkit.CSVNum(s.doneMed, 1), "", benchkit.CSVNum(s.doneMax, 1), "", "",
+			benchkit.CSVNum(s.fromAPIMed, 1), benchkit.CSVNum(s.fromAPIMax, 1), benchkit.CSVNum(s.apiMed, 1), benchkit.CSVNum(s.logMed, 1),
+			strconv.FormatInt(s.stateBytes, 10), benchkit.CSVNum(benchkit.Mean(s.rssMiB), 2), benchkit.CSVNum(benchkit.Max(s.rssMiB), 2),
+			benchkit.CSVNum(benchkit.Mean(s.cpuPct), 2), benchkit.CSVNum(benchkit.Max(s.cpuPct), 2), benchkit.CSVNum(s.joinerRSSMed, 2),
+			benchkit.CSVNum(s.createMs, 1), benchkit.CSVNum(s.convergeMs, 1), benchkit.CSVNum(s.drainMs, 1), "", "", "", strings.Join(s.busy, "; ")})
 	}
-	return writeCSV(filepath.Join(dir, summaryCSV), rows)
+	return benchkit.WriteCSV(filepath.Join(dir, summaryCSV), rows)
 }
 
-func writeCSV(path string, rows [][]string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+// fmtS prints a time given in ms as seconds with two decimals.
+func fmtS(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "-"
+	case math.IsInf(v, 1):
+		return ">timeout"
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.WriteAll(rows) // flushes
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-func readString(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	return string(b)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(s)
-}
-
-func commandOutput(name string, args ...string) string {
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	return string(out)
-}
-
-func cpuinfoModel() string {
-	for line := range strings.SplitSeq(readString("/proc/cpuinfo"), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-// loadavg is the 1, 5 and 15 minute load averages.
-func loadavg() string {
-	f := strings.Fields(readString("/proc/loadavg"))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
+	return strconv.FormatFloat(v/1000, 'f', 2, 64)
 }
