@@ -12,7 +12,8 @@
 // One node, loopback only: a private containerd (its own config, root,
 // state and socket under --work/ctd, CRI and NRI disabled, as
 // internal/testenv does for tests) and one agent `orch agent --name n1
-// --bind 127.0.0.1:17946 --profile fast --containerd SOCK`. The image is
+// --bind 127.0.0.1:17946 --profile fast --containerd SOCK --overlay none
+// --dns none` (loopback only, like the ctr containers). The image is
 // imported twice: with `orch image import` (containerd namespace orch)
 // and with `ctr images import` (namespace orchbench-start, where the ctr
 // containers run).

@@ -179,7 +179,9 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	if b.agent, err = benchkit.StartDaemon(benchkit.DaemonOptions{Name: "agent", Log: filepath.Join(b.logs, "agent.log")}, o.orch, "agent", "--name", "n1",
-		"--bind", "127.0.0.1:17946", "--data-dir", data, "--socket", b.apiSock, "--containerd", sock, "--profile", "fast"); err != nil {
+		"--bind", "127.0.0.1:17946", "--data-dir", data, "--socket", b.apiSock, "--containerd", sock, "--profile", "fast",
+		// Loopback only, like the ctr baseline: no overlay to program.
+		"--overlay", "none", "--dns", "none"); err != nil {
 		return err
 	}
 	b.client = api.NewClient(b.apiSock)
