@@ -20,6 +20,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/orchproject/orch/internal/loglimit"
 )
 
 const (
@@ -100,7 +102,7 @@ func New(cfg Config) (*Node, error) {
 	cfg.Join = append([]string(nil), cfg.Join...)
 	n := &Node{
 		cfg:     cfg,
-		log:     newLimitedLogger(lg).With("component", "gossip"),
+		log:     loglimit.New(lg).With("component", "gossip"),
 		ready:   make(chan struct{}),
 		store:   newStore(cfg.Name, cfg.TombstoneTTL),
 		syncReq: make(chan Member, syncReqBuf),

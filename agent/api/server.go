@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/orchproject/orch/internal/loglimit"
 	"github.com/orchproject/orch/internal/pki"
 )
 
@@ -227,7 +228,9 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ConnContext:       withPeer,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Anyone who reaches the TLS port can fail a handshake, one
+		// warning each: rate-limited, so a scanner cannot fill the disk.
+		ErrorLog: slog.NewLogLogger(loglimit.New(s.log).Handler(), slog.LevelWarn),
 	}
 	// One Serve per listener; Run waits for each to return, which is when
 	// its listener is closed (a Serve that starts after Shutdown returns
