@@ -182,8 +182,15 @@ func startServer(t *testing.T, socket string, b Backend) *testServer {
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
+	return runServer(t, s)
+}
+
+// runServer runs s and waits until it is ready. Cleanup stops it and
+// checks that Run returns nil.
+func runServer(t *testing.T, s *Server) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{Server: s, socket: socket, cancel: cancel, done: make(chan struct{})}
+	ts := &testServer{Server: s, socket: s.cfg.Socket, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		ts.err = s.Run(ctx)
 		close(ts.done)

@@ -119,24 +119,7 @@ func startTLSServer(t *testing.T, b Backend, cfg *tls.Config) *tlsServer {
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{Server: s, socket: s.cfg.Socket, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		ts.err = s.Run(ctx)
-		close(ts.done)
-	}()
-	t.Cleanup(func() {
-		if err := ts.stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case <-ts.done:
-		t.Fatalf("Run returned before it was ready: %v", ts.err)
-	case <-time.After(waitTimeout):
-		t.Fatalf("server not ready after %v", waitTimeout)
-	}
+	ts := runServer(t, s)
 	return &tlsServer{testServer: ts, addr: s.TLSAddr().String(), audit: al}
 }
 

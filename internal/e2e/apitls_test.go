@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -207,18 +208,7 @@ func TestAPITLS_AgentRefusesBadSettings(t *testing.T) {
 // the test ends.
 func cliEvents(t *testing.T, h *lab.Host, args []string) *eventLog {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	el := &eventLog{stopC: cancel}
-	el.cmd = h.Command(ctx, orchBin(t), args...)
-	el.cmd.Stdout = el
-	if err := el.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		el.cmd.Wait()
-	})
-	return el
+	return startEventLog(t, func(ctx context.Context) *exec.Cmd { return h.Command(ctx, orchBin(t), args...) })
 }
 
 // noCertGet sends GET /v1/members from inside lab host h over TLS that

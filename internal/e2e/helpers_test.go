@@ -192,9 +192,18 @@ type eventLog struct {
 
 func (n *node) streamEvents(t *testing.T, args ...string) *eventLog {
 	t.Helper()
+	return startEventLog(t, func(ctx context.Context) *exec.Cmd {
+		return exec.CommandContext(ctx, orchBin(t), append([]string{"--socket", n.socket, "events"}, args...)...)
+	})
+}
+
+// startEventLog starts the command cmd makes and collects its stdout until
+// the test ends.
+func startEventLog(t *testing.T, cmd func(context.Context) *exec.Cmd) *eventLog {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	el := &eventLog{stopC: cancel}
-	el.cmd = exec.CommandContext(ctx, orchBin(t), append([]string{"--socket", n.socket, "events"}, args...)...)
+	el.cmd = cmd(ctx)
 	el.cmd.Stdout = el
 	if err := el.cmd.Start(); err != nil {
 		t.Fatal(err)
