@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"sync"
@@ -32,6 +33,9 @@ const (
 	// healthyForget is how long a container must stay healthy before its
 	// unhealthy-restart backoff is forgotten.
 	healthyForget = time.Minute
+	// defaultStartInterval is Docker's probe interval during a start
+	// period when none is given.
+	defaultStartInterval = 5 * time.Second
 )
 
 // healthTarget is what a checked container belongs to.
@@ -132,7 +136,7 @@ func (h *health) checkOf(ctx context.Context, c spec.Container) (healthcheck.Che
 			return chk, false
 		}
 		test = img.Test
-		chk.Interval, chk.Timeout, chk.StartPeriod, chk.Retries = img.Interval, img.Timeout, img.StartPeriod, img.Retries
+		chk.Interval, chk.Timeout, chk.StartPeriod, chk.StartInterval, chk.Retries = img.Interval, img.Timeout, img.StartPeriod, img.StartInterval, img.Retries
 	}
 	if test != nil {
 		switch test[0] {
@@ -155,9 +159,16 @@ func (h *health) checkOf(ctx context.Context, c spec.Container) (healthcheck.Che
 		if hc.StartPeriod != 0 {
 			chk.StartPeriod = hc.StartPeriod.Std()
 		}
+		if hc.StartInterval != 0 {
+			chk.StartInterval = hc.StartInterval.Std()
+		}
 		if hc.Retries != 0 {
 			chk.Retries = hc.Retries
 		}
+	}
+	if chk.StartPeriod > 0 && chk.StartInterval == 0 {
+		// Docker's default, but never slower than the interval.
+		chk.StartInterval = min(defaultStartInterval, cmp.Or(chk.Interval, healthcheck.DefaultInterval))
 	}
 	return chk, len(chk.Command) > 0 || chk.Kind != healthcheck.KindExec
 }

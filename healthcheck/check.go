@@ -73,10 +73,16 @@ type Check struct {
 	// failures do not count while the target is still starting. Zero (the
 	// default) means none.
 	StartPeriod time.Duration
+	// StartInterval, if set with a StartPeriod, replaces Interval while
+	// the target is still starting within its start period (Docker's
+	// --health-start-interval): a new replica is found healthy soon
+	// without probing a running one as often. Zero means Interval.
+	StartInterval time.Duration
 	// InitialDelay is the time from [Monitor.Set] (or a restart, see
-	// [Monitor.Reset]) to the first probe. Zero means Interval, as in
-	// Docker; there is no way to ask for an immediate first probe, because
-	// a replica just started is rarely ready.
+	// [Monitor.Reset]) to the first probe. Zero means the interval in
+	// force at the start (StartInterval with a start period, else
+	// Interval), as in Docker; there is no way to ask for an immediate
+	// first probe, because a replica just started is rarely ready.
 	InitialDelay time.Duration
 	// Retries is how many consecutive failures make the target unhealthy.
 	// Zero means DefaultRetries (3).
@@ -129,6 +135,7 @@ func (c Check) Validate() error {
 		{"interval", c.Interval, minDuration},
 		{"timeout", c.Timeout, minDuration},
 		{"start period", c.StartPeriod, 0},
+		{"start interval", c.StartInterval, minDuration},
 		{"initial delay", c.InitialDelay, 0},
 	} {
 		if d.v < 0 || d.v != 0 && d.v < d.min {
@@ -149,8 +156,11 @@ func (c Check) withDefaults() Check {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.StartInterval == 0 || c.StartPeriod == 0 {
+		c.StartInterval = c.Interval
+	}
 	if c.InitialDelay == 0 {
-		c.InitialDelay = c.Interval
+		c.InitialDelay = c.StartInterval
 	}
 	if c.Retries == 0 {
 		c.Retries = DefaultRetries
@@ -166,7 +176,7 @@ func (c Check) withDefaults() Check {
 func (c Check) equal(o Check) bool {
 	return c.Kind == o.Kind && c.Path == o.Path && c.Port == o.Port &&
 		c.Interval == o.Interval && c.Timeout == o.Timeout &&
-		c.StartPeriod == o.StartPeriod && c.InitialDelay == o.InitialDelay &&
+		c.StartPeriod == o.StartPeriod && c.StartInterval == o.StartInterval && c.InitialDelay == o.InitialDelay &&
 		c.Retries == o.Retries && slices.Equal(c.Command, o.Command)
 }
 

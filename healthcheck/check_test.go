@@ -91,9 +91,17 @@ func TestTarget_Validate(t *testing.T) {
 func TestCheck_WithDefaults(t *testing.T) {
 	got := Check{Kind: KindHTTP, Port: 80}.withDefaults()
 	want := Check{Kind: KindHTTP, Port: 80, Path: "/", Interval: DefaultInterval, Timeout: DefaultTimeout,
-		InitialDelay: DefaultInterval, Retries: DefaultRetries}
+		StartInterval: DefaultInterval, InitialDelay: DefaultInterval, Retries: DefaultRetries}
 	if !got.equal(want) {
 		t.Errorf("withDefaults() = %+v, want %+v", got, want)
+	}
+	// A start interval counts only with a start period, and is then where
+	// the first probe's delay comes from.
+	if got := (Check{Kind: KindTCP, Port: 80, StartInterval: time.Second}).withDefaults(); got.StartInterval != DefaultInterval || got.InitialDelay != DefaultInterval {
+		t.Errorf("start interval without a start period: %+v", got)
+	}
+	if got := (Check{Kind: KindTCP, Port: 80, StartPeriod: time.Minute, StartInterval: time.Second}).withDefaults(); got.StartInterval != time.Second || got.InitialDelay != time.Second {
+		t.Errorf("start interval with a start period: %+v", got)
 	}
 	got = Check{Kind: KindTCP, Port: 80, Interval: time.Second}.withDefaults()
 	if got.InitialDelay != time.Second {

@@ -54,7 +54,7 @@ func newProber(t Target, start, now time.Time) *prober {
 		target:     t,
 		check:      c,
 		start:      start,
-		firstDelay: c.InitialDelay + rand.N(c.Interval/jitterFraction+1),
+		firstDelay: c.InitialDelay + rand.N(c.StartInterval/jitterFraction+1),
 		status:     Status{State: StateStarting, Since: now},
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -76,8 +76,9 @@ func (p *prober) same(t Target) bool {
 }
 
 // run probes p until it is stopped: the first probe after firstDelay, each
-// next one an interval after the previous finished (Docker's schedule:
-// a slow probe delays the next instead of overlapping it).
+// next one an interval (the start interval while starting) after the
+// previous finished (Docker's schedule: a slow probe delays the next
+// instead of overlapping it).
 func (m *Monitor) run(p *prober) {
 	timer := time.NewTimer(p.firstDelay)
 	defer timer.Stop()
@@ -99,8 +100,20 @@ func (m *Monitor) run(p *prober) {
 				"timed_out", r.TimedOut, "output", r.Output)
 		}
 		m.apply(p, r)
-		timer.Reset(p.check.Interval)
+		timer.Reset(p.nextInterval(time.Now()))
 	}
+}
+
+// nextInterval is the wait before the next probe: StartInterval while the
+// target is still starting within its start period, else Interval.
+func (p *prober) nextInterval(now time.Time) time.Duration {
+	p.emitMu.Lock()
+	starting := p.status.State == StateStarting
+	p.emitMu.Unlock()
+	if starting && now.Before(p.start.Add(p.check.StartPeriod)) {
+		return p.check.StartInterval
+	}
+	return p.check.Interval
 }
 
 // apply folds r into p's status and emits the transition, if any.

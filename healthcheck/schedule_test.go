@@ -205,3 +205,71 @@ func TestSchedule_StartPeriodBoundary(t *testing.T) {
 		}
 	})
 }
+
+// scriptedExec records when probes start and answers with exit code
+// codes(n) for the n-th probe (from 0).
+type scriptedExec struct {
+	origin time.Time
+	codes  func(n int) int
+	mu     sync.Mutex
+	starts []time.Duration
+}
+
+func (e *scriptedExec) exec(ctx context.Context, id string, _ []string) (int, []byte, error) {
+	e.mu.Lock()
+	n := len(e.starts)
+	e.starts = append(e.starts, time.Since(e.origin))
+	e.mu.Unlock()
+	return e.codes(n), nil, nil
+}
+
+func (e *scriptedExec) startsSoFar() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.starts)
+}
+
+// With a start interval, a starting target is probed every start interval
+// until the start period ends, then every interval; a target found healthy
+// goes to the interval at once.
+func TestSchedule_StartInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		codes func(n int) int
+		// want is each probe's start, allowing 10% jitter on the first.
+		want []time.Duration
+	}{
+		{"never healthy", func(int) int { return 1 },
+			[]time.Duration{1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 15 * time.Second, 25 * time.Second}},
+		{"healthy at the third probe", func(n int) int { return min(1, max(0, 1-n/2)) },
+			[]time.Duration{1 * time.Second, 2 * time.Second, 3 * time.Second, 13 * time.Second, 23 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := &scriptedExec{origin: time.Now(), codes: tc.codes}
+				m, _ := New(Config{Exec: e.exec})
+				defer m.Close()
+				target := execTarget("job", 3)
+				target.Started = time.Now()
+				target.Check.Interval, target.Check.Timeout = 10*time.Second, time.Second
+				target.Check.StartPeriod, target.Check.StartInterval = 5*time.Second, time.Second
+				mustSet(t, m, target)
+				time.Sleep(tc.want[len(tc.want)-1] + 500*time.Millisecond)
+				m.Close()
+				got := e.startsSoFar()
+				if len(got) != len(tc.want) {
+					t.Fatalf("probes at %v, want %v", got, tc.want)
+				}
+				jitter := got[0] - tc.want[0] // the first delay's jitter shifts all
+				if jitter < 0 || jitter > 100*time.Millisecond {
+					t.Fatalf("first probe at %v, want within [%v, +100ms]", got[0], tc.want[0])
+				}
+				for i := range got {
+					if got[i]-jitter != tc.want[i] {
+						t.Errorf("probe %d at %v, want %v (+%v jitter)", i, got[i], tc.want[i], jitter)
+					}
+				}
+			})
+		})
+	}
+}

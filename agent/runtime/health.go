@@ -121,7 +121,9 @@ type ImageHealth struct {
 	Interval    time.Duration
 	Timeout     time.Duration
 	StartPeriod time.Duration
-	Retries     int
+	// StartInterval is Docker's --start-interval (Docker 25 and later).
+	StartInterval time.Duration
+	Retries       int
 }
 
 // ImageHealthcheck returns the HEALTHCHECK the image declares, nil if it
@@ -151,11 +153,12 @@ func parseImageHealth(b []byte) (*ImageHealth, error) {
 	var cfg struct {
 		Config struct {
 			Healthcheck *struct {
-				Test        []string `json:"Test"`
-				Interval    int64    `json:"Interval"`
-				Timeout     int64    `json:"Timeout"`
-				StartPeriod int64    `json:"StartPeriod"`
-				Retries     int      `json:"Retries"`
+				Test          []string `json:"Test"`
+				Interval      int64    `json:"Interval"`
+				Timeout       int64    `json:"Timeout"`
+				StartPeriod   int64    `json:"StartPeriod"`
+				StartInterval int64    `json:"StartInterval"`
+				Retries       int      `json:"Retries"`
 			} `json:"Healthcheck"`
 		} `json:"config"`
 	}
@@ -168,7 +171,7 @@ func parseImageHealth(b []byte) (*ImageHealth, error) {
 	}
 	return &ImageHealth{
 		Test: h.Test, Interval: time.Duration(h.Interval), Timeout: time.Duration(h.Timeout),
-		StartPeriod: time.Duration(h.StartPeriod), Retries: h.Retries,
+		StartPeriod: time.Duration(h.StartPeriod), StartInterval: time.Duration(h.StartInterval), Retries: h.Retries,
 	}, nil
 }
 

@@ -74,7 +74,7 @@ func TestRuntime_ImageHealthcheck(t *testing.T) {
 	rt, _ := newTestRuntime(t)
 	ctx := t.Context()
 	path, _ := testimage.Build(t, testimage.Options{Name: "docker.io/orch/busybox:hc", Healthcheck: []string{"CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/"},
-		HealthInterval: 2 * time.Second, HealthTimeout: time.Second, HealthStartPeriod: 3 * time.Second, HealthRetries: 4})
+		HealthInterval: 2 * time.Second, HealthTimeout: time.Second, HealthStartPeriod: 3 * time.Second, HealthStartInterval: 250 * time.Millisecond, HealthRetries: 4})
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestRuntime_ImageHealthcheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	if h == nil || strings.Join(h.Test, "|") != "CMD-SHELL|wget -q -O /dev/null http://127.0.0.1:8080/" ||
-		h.Interval != 2*time.Second || h.Timeout != time.Second || h.StartPeriod != 3*time.Second || h.Retries != 4 {
+		h.Interval != 2*time.Second || h.Timeout != time.Second || h.StartPeriod != 3*time.Second || h.StartInterval != 250*time.Millisecond || h.Retries != 4 {
 		t.Errorf("ImageHealthcheck = %+v", h)
 	}
 	if h, err := rt.ImageHealthcheck(ctx, testImage); err != nil || h != nil {

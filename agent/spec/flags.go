@@ -54,10 +54,11 @@ type Flags struct {
 	HealthHTTP string
 	// HealthTCP (--health-tcp PORT) probes by connecting; 0 means unset.
 	HealthTCP int
-	// HealthInterval, HealthTimeout and HealthStartPeriod
-	// (--health-interval, --health-timeout, --health-start-period) are Go
-	// durations such as "10s".
-	HealthInterval, HealthTimeout, HealthStartPeriod string
+	// HealthInterval, HealthTimeout, HealthStartPeriod and
+	// HealthStartInterval (--health-interval, --health-timeout,
+	// --health-start-period, --health-start-interval) are Go durations
+	// such as "10s".
+	HealthInterval, HealthTimeout, HealthStartPeriod, HealthStartInterval string
 	// HealthRetries (--health-retries); nil means the default.
 	HealthRetries *int
 	// NoHealthcheck (--no-healthcheck) disables the image's HEALTHCHECK.
@@ -99,6 +100,7 @@ var createFlagPaths = []struct{ path, flag string }{
 	{"containers[0].healthCheck.interval", "--health-interval"},
 	{"containers[0].healthCheck.timeout", "--health-timeout"},
 	{"containers[0].healthCheck.startPeriod", "--health-start-period"},
+	{"containers[0].healthCheck.startInterval", "--health-start-interval"},
 	{"containers[0].healthCheck.retries", "--health-retries"},
 	{"labels", "--label"},
 	{"placement.constraints", "--constraint"},
@@ -254,10 +256,11 @@ func (f Flags) healthCheck(ps *problems) *HealthCheck {
 	h.Interval = parseDurationFlag("--health-interval", f.HealthInterval, ps)
 	h.Timeout = parseDurationFlag("--health-timeout", f.HealthTimeout, ps)
 	h.StartPeriod = parseDurationFlag("--health-start-period", f.HealthStartPeriod, ps)
+	h.StartInterval = parseDurationFlag("--health-start-interval", f.HealthStartInterval, ps)
 	h.Retries = deref(f.HealthRetries)
-	timed := f.HealthInterval != "" || f.HealthTimeout != "" || f.HealthStartPeriod != "" || f.HealthRetries != nil
+	timed := f.HealthInterval != "" || f.HealthTimeout != "" || f.HealthStartPeriod != "" || f.HealthStartInterval != "" || f.HealthRetries != nil
 	if f.NoHealthcheck && timed {
-		ps.add("--no-healthcheck", "conflicts with --health-interval, --health-timeout, --health-start-period and --health-retries")
+		ps.add("--no-healthcheck", "conflicts with --health-interval, --health-timeout, --health-start-period, --health-start-interval and --health-retries")
 	}
 	if len(probes) == 0 && !timed {
 		return nil

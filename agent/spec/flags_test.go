@@ -162,7 +162,7 @@ func TestBuildFromFlags_Errors(t *testing.T) {
 		{"two probes", func(f *Flags) { f.HealthCmd = "true"; f.HealthTCP = 80 },
 			[]string{"--health-cmd, --health-tcp: give at most one of --health-cmd, --health-http, --health-tcp and --no-healthcheck"}},
 		{"no healthcheck with timings", func(f *Flags) { f.NoHealthcheck = true; f.HealthRetries = ptr(2) },
-			[]string{"--no-healthcheck: conflicts with --health-interval, --health-timeout, --health-start-period and --health-retries"}},
+			[]string{"--no-healthcheck: conflicts with --health-interval, --health-timeout, --health-start-period, --health-start-interval and --health-retries"}},
 		{"health http syntax", func(f *Flags) { f.HealthHTTP = "/healthz" }, []string{"--health-http /healthz: want PATH:PORT, like /healthz:8080"}},
 		{"health http path", func(f *Flags) { f.HealthHTTP = "healthz:80" },
 			[]string{`--health-http: must start with '/' and contain no spaces or control characters (got "healthz")`}},

@@ -197,6 +197,12 @@ type HealthCheck struct {
 	// StartPeriod is a grace period after start in which failures do not
 	// count. Zero (the default) means none.
 	StartPeriod Duration `json:"startPeriod,omitempty"`
+	// StartInterval is the time between probes during the start period,
+	// until the first success (Docker's --health-start-interval): a new
+	// replica is found healthy, and announced in DNS, soon after it is
+	// ready. Zero means Docker's default, 5s, or Interval if shorter. At
+	// least 1ms when set; it needs a StartPeriod.
+	StartInterval Duration `json:"startInterval,omitempty"`
 	// Retries is how many consecutive failures make the container
 	// unhealthy; zero means [DefaultHealthRetries].
 	Retries int `json:"retries,omitempty"`

@@ -315,13 +315,16 @@ func (h *HealthCheck) validate(p string, ps *problems) {
 	for _, d := range []struct {
 		name string
 		d    Duration
-	}{{"interval", h.Interval}, {"timeout", h.Timeout}} {
+	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"startInterval", h.StartInterval}} {
 		if d.d != 0 && d.d < Duration(time.Millisecond) {
 			ps.add(field(p, d.name), "must be at least 1ms, or 0 for the default (got %s)", d.d)
 		}
 	}
 	if h.StartPeriod < 0 {
 		ps.add(field(p, "startPeriod"), "must not be negative (got %s)", h.StartPeriod)
+	}
+	if h.StartInterval != 0 && h.StartPeriod == 0 {
+		ps.add(field(p, "startInterval"), "applies only during a start period: set startPeriod too")
 	}
 	if h.Retries < 0 {
 		ps.add(field(p, "retries"), "must be at least 1, or 0 for the default %d (got %d)", DefaultHealthRetries, h.Retries)

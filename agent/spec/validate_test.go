@@ -128,6 +128,11 @@ func TestValidate_Rules(t *testing.T) {
 			[]string{"containers[0].healthCheck.timeout: must be at least 1ms, or 0 for the default (got -1s)"}},
 		{"health startPeriod negative", func(s *Service) { s.Containers[0].HealthCheck.StartPeriod = Duration(-time.Second) },
 			[]string{"containers[0].healthCheck.startPeriod: must not be negative (got -1s)"}},
+		{"health startInterval without startPeriod", func(s *Service) { s.Containers[0].HealthCheck.StartInterval = Duration(time.Second) },
+			[]string{"containers[0].healthCheck.startInterval: applies only during a start period: set startPeriod too"}},
+		{"health startInterval too short", func(s *Service) {
+			s.Containers[0].HealthCheck.StartPeriod, s.Containers[0].HealthCheck.StartInterval = Duration(time.Minute), Duration(time.Microsecond)
+		}, []string{"containers[0].healthCheck.startInterval: must be at least 1ms, or 0 for the default (got 1µs)"}},
 		{"health retries negative", func(s *Service) { s.Containers[0].HealthCheck.Retries = -1 },
 			[]string{"containers[0].healthCheck.retries: must be at least 1, or 0 for the default 3 (got -1)"}},
 

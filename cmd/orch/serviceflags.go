@@ -37,6 +37,7 @@ func (s *serviceFlags) register(cmd *cobra.Command, withName bool) {
 	fl.StringVar(&f.HealthInterval, "health-interval", "", "time between health checks (e.g. 30s)")
 	fl.StringVar(&f.HealthTimeout, "health-timeout", "", "time a health check may take")
 	fl.StringVar(&f.HealthStartPeriod, "health-start-period", "", "grace period before failed checks count")
+	fl.StringVar(&f.HealthStartInterval, "health-start-interval", "", "time between checks during the start period, until the first success (default 5s, or --health-interval if shorter)")
 	fl.IntVar(&s.healthRetries, "health-retries", 3, "consecutive failures before unhealthy")
 	fl.BoolVar(&f.NoHealthcheck, "no-healthcheck", false, "disable the image's HEALTHCHECK")
 	fl.StringVar(&f.RestartCondition, "restart-condition", "", "restart: always, on-failure or none")

@@ -101,6 +101,9 @@ type Options struct {
 	// HealthStartPeriod is the grace period after start during which
 	// failures do not count.
 	HealthStartPeriod time.Duration
+	// HealthStartInterval is the time between checks during the start
+	// period (Docker 25's --start-interval).
+	HealthStartInterval time.Duration
 	// HealthRetries is how many consecutive failures make the container
 	// unhealthy.
 	HealthRetries int
@@ -381,11 +384,12 @@ type containerConfig struct {
 // healthcheck is Docker's HEALTHCHECK in an image configuration. The
 // durations are encoded in nanoseconds, as Docker writes them.
 type healthcheck struct {
-	Test        []string      `json:"Test"`
-	Interval    time.Duration `json:"Interval,omitempty"`
-	Timeout     time.Duration `json:"Timeout,omitempty"`
-	StartPeriod time.Duration `json:"StartPeriod,omitempty"`
-	Retries     int           `json:"Retries,omitempty"`
+	Test          []string      `json:"Test"`
+	Interval      time.Duration `json:"Interval,omitempty"`
+	Timeout       time.Duration `json:"Timeout,omitempty"`
+	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
+	StartInterval time.Duration `json:"StartInterval,omitempty"`
+	Retries       int           `json:"Retries,omitempty"`
 }
 
 // rootFS lists the layers by uncompressed digest.
@@ -436,11 +440,12 @@ func buildArchive(opts Options, layer []byte, diffID string) ([]byte, string, er
 	}
 	if opts.Healthcheck != nil {
 		img.Config.Healthcheck = &healthcheck{
-			Test:        opts.Healthcheck,
-			Interval:    opts.HealthInterval,
-			Timeout:     opts.HealthTimeout,
-			StartPeriod: opts.HealthStartPeriod,
-			Retries:     opts.HealthRetries,
+			Test:          opts.Healthcheck,
+			Interval:      opts.HealthInterval,
+			Timeout:       opts.HealthTimeout,
+			StartPeriod:   opts.HealthStartPeriod,
+			StartInterval: opts.HealthStartInterval,
+			Retries:       opts.HealthRetries,
 		}
 	}
 	cfgJSON, err := json.Marshal(img)
