@@ -68,6 +68,9 @@ type Agent struct {
 	// store, a check (exists? base version?) and a write, so that two
 	// requests to this agent cannot both pass the check (services.go).
 	svcWrite sync.Mutex
+	// specs caches decoded service specs for the reconcile loop, DNS and
+	// the API (state.go).
+	specs specCache
 
 	mu          sync.Mutex
 	stopRun     context.CancelFunc // ends Run after a leave; nil outside Run

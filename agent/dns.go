@@ -149,7 +149,7 @@ func (d *discovery) snapshot() *dnsdisc.Snapshot {
 		nodes = append(nodes, dnsdisc.Node{Name: m.Name, Addr: m.Addr.Addr().Unmap()})
 	}
 	snap := d.a.node.Store().Snapshot()
-	svcs := decodeServices(snap.Tables[tableServices])
+	svcs := d.a.specs.services(snap.Tables[tableServices])
 	byName := map[string]*dnsdisc.Service{}
 	names := make([]string, 0, len(svcs))
 	for name, st := range svcs {

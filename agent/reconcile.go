@@ -77,7 +77,7 @@ type clusterView struct {
 // readCluster takes a snapshot of the store and computes placement.
 func (a *Agent) readCluster() clusterView {
 	snap := a.node.Store().Snapshot()
-	svcs := decodeServices(snap.Tables[tableServices])
+	svcs := a.specs.services(snap.Tables[tableServices])
 	tasks := decodeTasks(snap.Tables[tableTasks])
 	return clusterView{
 		clock:     snap.Clock,

@@ -251,7 +251,7 @@ func (b backend) RemoveSecret(ctx context.Context, name string) error {
 	if _, ok := store.Get(tableSecrets, name); !ok {
 		return noSecret(name)
 	}
-	if users := secretUsers(decodeServices(store.Snapshot().Tables[tableServices]))[name]; len(users) > 0 {
+	if users := secretUsers(b.a.specs.services(store.Snapshot().Tables[tableServices]))[name]; len(users) > 0 {
 		return api.Errorf(http.StatusConflict, "secret %s is in use by %s: remove it from those services first", name, strings.Join(users, ", "))
 	}
 	if _, err := store.Delete(tableSecrets, name); err != nil {

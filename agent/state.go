@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/orchproject/orch/agent/spec"
 	"github.com/orchproject/orch/gossip"
@@ -77,12 +78,57 @@ func versionString(v gossip.Version) string { return v.String() }
 func decodeServices(es []gossip.Entry) map[string]serviceState {
 	out := make(map[string]serviceState, len(es))
 	for _, e := range es {
-		s, err := spec.Decode(e.Value)
-		if err != nil || s.Name != e.Key {
-			continue
+		if s := decodeService(e); s != nil {
+			out[e.Key] = serviceState{Spec: s, Version: versionString(e.Version)}
 		}
-		out[e.Key] = serviceState{Spec: s, Version: versionString(e.Version)}
 	}
+	return out
+}
+
+// decodeService decodes one entry of the services table; nil if it does
+// not decode or names another service.
+func decodeService(e gossip.Entry) *spec.Service {
+	s, err := spec.Decode(e.Value)
+	if err != nil || s.Name != e.Key {
+		return nil
+	}
+	return s
+}
+
+// specCache keeps decoded specs by key and store version. The reconcile
+// loop, the DNS loop and the API each read the whole services table, many
+// times a second while tasks churn, and decoding 1,000 specs takes about
+// 45 ms and 15 MB (BenchmarkDecodeServices); an entry's version names its
+// value, so a spec is decoded once per write. The specs it returns are
+// shared: nobody may modify them (Clone to change one).
+type specCache struct {
+	mu sync.Mutex
+	m  map[string]cachedSpec
+}
+
+type cachedSpec struct {
+	version gossip.Version
+	s       *spec.Service // nil: the entry does not decode
+}
+
+// services is decodeServices through the cache. The cache keeps only the
+// entries of the latest call, so deleted services do not pile up.
+func (c *specCache) services(es []gossip.Entry) map[string]serviceState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]serviceState, len(es))
+	next := make(map[string]cachedSpec, len(es))
+	for _, e := range es {
+		cs, ok := c.m[e.Key]
+		if !ok || cs.version != e.Version {
+			cs = cachedSpec{version: e.Version, s: decodeService(e)}
+		}
+		next[e.Key] = cs
+		if cs.s != nil {
+			out[e.Key] = serviceState{Spec: cs.s, Version: versionString(e.Version)}
+		}
+	}
+	c.m = next
 	return out
 }
 
