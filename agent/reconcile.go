@@ -61,7 +61,7 @@ type reconciler struct {
 	services   map[string]string // name → version, as last reported
 	tasks      map[string]string // task key → node, as last reported
 	pending    map[string]string // task key → reason, as last reported
-	secrets    map[string]bool   // secret names, as last reported
+	secrets    map[string]bool   // secret names, as last reported → the record decodes
 }
 
 // clusterView is the cluster's state read from one store snapshot, with
@@ -71,7 +71,9 @@ type clusterView struct {
 	services  map[string]serviceState
 	tasks     []taskRecord
 	placement map[placeSlot]placeResult
-	secrets   map[string]secretRecord
+	// secrets are the secrets table's entries, undecoded: a pass needs
+	// only their names, and the records carry sealed values up to 64 KiB.
+	secrets []gossip.Entry
 }
 
 // readCluster takes a snapshot of the store and computes placement.
@@ -84,7 +86,7 @@ func (a *Agent) readCluster() clusterView {
 		services:  svcs,
 		tasks:     tasks,
 		placement: place(placementInput(a.node.Members(), svcs, tasks)),
-		secrets:   decodeSecrets(snap.Tables[tableSecrets]),
+		secrets:   snap.Tables[tableSecrets],
 	}
 }
 

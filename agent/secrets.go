@@ -215,14 +215,20 @@ func (b backend) CreateSecret(ctx context.Context, req api.SecretCreate) (api.Se
 	return secretInfo(req.Name, r, nil), nil
 }
 
+// secretsView reads the secrets and the services that use them from one
+// snapshot (no placement: listing secrets needs none).
+func (a *Agent) secretsView() (map[string]secretRecord, map[string][]string) {
+	snap := a.node.Store().Snapshot()
+	return decodeSecrets(snap.Tables[tableSecrets]), secretUsers(a.specs.services(snap.Tables[tableServices]))
+}
+
 func (b backend) ListSecrets(ctx context.Context) ([]api.SecretInfo, error) {
 	if err := b.requireMember(); err != nil {
 		return nil, err
 	}
-	cv := b.a.readCluster()
-	users := secretUsers(cv.services)
-	out := make([]api.SecretInfo, 0, len(cv.secrets))
-	for name, r := range cv.secrets {
+	secrets, users := b.a.secretsView()
+	out := make([]api.SecretInfo, 0, len(secrets))
+	for name, r := range secrets {
 		out = append(out, secretInfo(name, r, users[name]))
 	}
 	slices.SortFunc(out, func(x, y api.SecretInfo) int { return strings.Compare(x.Name, y.Name) })
@@ -233,12 +239,12 @@ func (b backend) GetSecret(ctx context.Context, name string) (api.SecretInfo, er
 	if err := b.requireMember(); err != nil {
 		return api.SecretInfo{}, err
 	}
-	cv := b.a.readCluster()
-	r, ok := cv.secrets[name]
+	secrets, users := b.a.secretsView()
+	r, ok := secrets[name]
 	if !ok {
 		return api.SecretInfo{}, noSecret(name)
 	}
-	return secretInfo(name, r, secretUsers(cv.services)[name]), nil
+	return secretInfo(name, r, users[name]), nil
 }
 
 func (b backend) RemoveSecret(ctx context.Context, name string) error {
@@ -262,22 +268,25 @@ func (b backend) RemoveSecret(ctx context.Context, name string) error {
 }
 
 // reportSecrets publishes secrets created and removed since the previous
-// pass, by name only, on every node.
-func (r *reconciler) reportSecrets(secrets map[string]secretRecord) {
-	now := make(map[string]bool, len(secrets))
-	for name := range secrets {
-		now[name] = true
-	}
-	if r.secrets != nil {
-		for name := range now {
-			if !r.secrets[name] {
-				r.a.bus.Publish(typeSecret, actCreated, name, map[string]string{"node": secrets[name].Node})
+// pass, by name only, on every node. A record is decoded only the first
+// time it is seen; one that does not decode (a newer agent's) is no
+// secret, as for decodeSecrets.
+func (r *reconciler) reportSecrets(es []gossip.Entry) {
+	now := make(map[string]bool, len(es)) // name → decodes
+	for _, e := range es {
+		valid, seen := r.secrets[e.Key]
+		if !seen {
+			var rec secretRecord
+			valid = json.Unmarshal(e.Value, &rec) == nil
+			if valid && r.secrets != nil {
+				r.a.bus.Publish(typeSecret, actCreated, e.Key, map[string]string{"node": rec.Node})
 			}
 		}
-		for name := range r.secrets {
-			if !now[name] {
-				r.a.bus.Publish(typeSecret, actRemoved, name, nil)
-			}
+		now[e.Key] = valid
+	}
+	for name, valid := range r.secrets {
+		if _, ok := now[name]; !ok && valid {
+			r.a.bus.Publish(typeSecret, actRemoved, name, nil)
 		}
 	}
 	r.secrets = now

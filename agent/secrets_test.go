@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/orchproject/orch/agent/events"
 	"github.com/orchproject/orch/agent/spec"
+	"github.com/orchproject/orch/gossip"
 )
 
 func testAEAD(t *testing.T, key byte) cipher.AEAD {
@@ -89,5 +95,48 @@ func TestSecretUsers(t *testing.T) {
 	}
 	if got := secretUsers(svcs)["x"]; strings.Join(got, ",") != "a,b" {
 		t.Errorf("users of x = %q", got)
+	}
+}
+
+// reportSecrets: the first pass only primes; then created (with the
+// creating node) and removed, by name; a record that does not decode is
+// no secret.
+func TestReportSecrets(t *testing.T) {
+	bus, err := events.New(events.Config{Node: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	r := &reconciler{a: &Agent{bus: bus}}
+	entry := func(name, node string) gossip.Entry {
+		v, _ := json.Marshal(secretRecord{Node: node, Size: 3})
+		return gossip.Entry{Table: tableSecrets, Key: name, Value: v}
+	}
+	junk := gossip.Entry{Table: tableSecrets, Key: "junk", Value: []byte("{")}
+	r.reportSecrets([]gossip.Entry{entry("old", "n1"), junk})
+	r.reportSecrets([]gossip.Entry{entry("old", "n1"), junk, entry("new", "n2")})
+	r.reportSecrets([]gossip.Entry{entry("new", "n2")})
+	sub, err := bus.Subscribe(events.SubscribeOptions{Since: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var got []string
+	for len(got) < 2 {
+		select {
+		case ev := <-sub.C():
+			got = append(got, fmt.Sprintf("%s %s %s %v", ev.Type, ev.Action, ev.Subject, ev.Attributes))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events %q, want 2", got)
+		}
+	}
+	want := []string{"secret created new map[node:n2]", "secret removed old map[]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	select {
+	case ev := <-sub.C():
+		t.Errorf("extra event %+v", ev)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
