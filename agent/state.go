@@ -108,7 +108,7 @@ type specCache struct {
 
 type cachedSpec struct {
 	version gossip.Version
-	s       *spec.Service // nil: the entry does not decode
+	st      serviceState // Spec nil: the entry does not decode
 }
 
 // services is decodeServices through the cache. The cache keeps only the
@@ -121,11 +121,11 @@ func (c *specCache) services(es []gossip.Entry) map[string]serviceState {
 	for _, e := range es {
 		cs, ok := c.m[e.Key]
 		if !ok || cs.version != e.Version {
-			cs = cachedSpec{version: e.Version, s: decodeService(e)}
+			cs = cachedSpec{version: e.Version, st: serviceState{Spec: decodeService(e), Version: versionString(e.Version)}}
 		}
 		next[e.Key] = cs
-		if cs.s != nil {
-			out[e.Key] = serviceState{Spec: cs.s, Version: versionString(e.Version)}
+		if cs.st.Spec != nil {
+			out[e.Key] = cs.st
 		}
 	}
 	c.m = next
