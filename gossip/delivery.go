@@ -43,32 +43,20 @@ type deltaMsg struct {
 	Entries []Entry `json:"e,omitempty"`
 }
 
-// deltaNumbers numbers this node's outgoing deltas and schedules its
+// deltaNumbers numbers this node's outgoing deltas and sends its
 // heartbeats.
 type deltaNumbers struct {
 	mu    sync.Mutex
 	epoch int64
 	seq   uint64
-	timer *time.Timer // nil until the first delta
 	beats int         // heartbeats sent since the last delta
+	timer *time.Timer // fires the heartbeats; next arms it
 }
 
-// next returns the number of a new delta.
-func (d *deltaNumbers) next() (epoch int64, seq uint64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.seq++
-	return d.epoch, d.seq
-}
-
-// afterDelta (re)arms the heartbeats: send is called heartbeatDelay1 and
-// heartbeatDelay2 after the latest delta with the latest number.
-func (d *deltaNumbers) afterDelta(send func(epoch int64, seq uint64)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.beats = 0
-	var fire func()
-	fire = func() {
+// newDeltaNumbers starts a run's numbering; beat sends a heartbeat.
+func newDeltaNumbers(beat func(epoch int64, seq uint64)) *deltaNumbers {
+	d := &deltaNumbers{epoch: time.Now().UnixNano()}
+	d.timer = time.AfterFunc(heartbeatDelay1, func() {
 		d.mu.Lock()
 		epoch, seq := d.epoch, d.seq
 		d.beats++
@@ -76,22 +64,25 @@ func (d *deltaNumbers) afterDelta(send func(epoch int64, seq uint64)) {
 			d.timer.Reset(heartbeatDelay2 - heartbeatDelay1)
 		}
 		d.mu.Unlock()
-		send(epoch, seq)
-	}
-	if d.timer == nil {
-		d.timer = time.AfterFunc(heartbeatDelay1, fire)
-		return
-	}
-	d.timer.Reset(heartbeatDelay1)
+		beat(epoch, seq)
+	})
+	d.timer.Stop() // armed by the first delta
+	return d
 }
 
-func (d *deltaNumbers) stop() {
+// next returns the number of a new delta and (re)arms the heartbeats:
+// heartbeatDelay1 and heartbeatDelay2 after the latest delta, each with
+// the latest number.
+func (d *deltaNumbers) next() (epoch int64, seq uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil {
-		d.timer.Stop()
-	}
+	d.seq++
+	d.beats = 0
+	d.timer.Reset(heartbeatDelay1)
+	return d.epoch, d.seq
 }
+
+func (d *deltaNumbers) stop() { d.timer.Stop() }
 
 // deltaGaps follows each writer's numbers as received. Used by the event
 // pump only.

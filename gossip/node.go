@@ -81,7 +81,7 @@ type Node struct {
 	store    *Store
 	syncReq  chan Member
 	pushQ    chan []Entry
-	deltas   deltaNumbers  // numbers this node's deltas
+	deltas   *deltaNumbers // numbers this node's deltas
 	gapSyncs atomic.Uint64 // syncs started because a delta was missed
 	refused  refusals
 
@@ -107,8 +107,8 @@ func New(cfg Config) (*Node, error) {
 		store:   newStore(cfg.Name, cfg.TombstoneTTL),
 		syncReq: make(chan Member, syncReqBuf),
 		pushQ:   make(chan []Entry, pushQueueBuf),
-		deltas:  deltaNumbers{epoch: time.Now().UnixNano()},
 	}
+	n.deltas = newDeltaNumbers(n.sendHeartbeat)
 	n.store.spread = n.spread
 	return n, nil
 }

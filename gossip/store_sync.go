@@ -96,11 +96,6 @@ func (n *Node) spread(es []Entry) {
 	if len(raw)+deltaFraming(n.cfg.Name) <= n.userEventLimit() {
 		epoch, seq := n.deltas.next()
 		n.sendDelta(s, deltaOut{Writer: n.cfg.Name, Epoch: epoch, Seq: seq, Entries: raw})
-		n.deltas.afterDelta(func(epoch int64, seq uint64) {
-			if s := n.currentSerf(); s != nil {
-				n.sendDelta(s, deltaOut{Writer: n.cfg.Name, Epoch: epoch, Seq: seq})
-			}
-		})
 		return
 	}
 	select {
@@ -124,6 +119,13 @@ type deltaOut struct {
 	Epoch   int64           `json:"ep"`
 	Seq     uint64          `json:"s"`
 	Entries json.RawMessage `json:"e,omitempty"`
+}
+
+// sendHeartbeat gossips this node's latest delta number.
+func (n *Node) sendHeartbeat(epoch int64, seq uint64) {
+	if s := n.currentSerf(); s != nil {
+		n.sendDelta(s, deltaOut{Writer: n.cfg.Name, Epoch: epoch, Seq: seq})
+	}
 }
 
 // sendDelta gossips a numbered delta or heartbeat.
