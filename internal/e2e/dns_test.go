@@ -70,17 +70,7 @@ func TestDNS(t *testing.T) {
 
 	mustCLI(t, h1.node, "service", "create", "--name", "web", "--replicas", "3", "--port", "http:8080/tcp",
 		testimage.DefaultName, "httpd", "-f", "-p", "8080", "-h", "/www")
-	tasks := tasksUntil(t, h1.node, "web", 30*time.Second, func(ts []api.Task) error {
-		if err := allRunningOn(3, true)(ts); err != nil {
-			return err
-		}
-		for _, tk := range ts {
-			if tk.Addr == "" {
-				return fmt.Errorf("web.%d has no address", tk.Slot)
-			}
-		}
-		return nil
-	})
+	tasks := tasksUntil(t, h1.node, "web", 30*time.Second, allRunningWithAddr(3))
 	var want []string
 	bySlot := map[int]string{}
 	byNode := map[string]string{}

@@ -54,17 +54,7 @@ func TestOverlay(t *testing.T) {
 
 	step("a 3-replica httpd service: each replica has an address of its node's subnet")
 	mustCLI(t, h1.node, "service", "create", "--name", "web", "--replicas", "3", testimage.DefaultName, "httpd", "-f", "-p", "8080", "-h", "/www")
-	tasks := tasksUntil(t, h1.node, "web", 20*time.Second, func(ts []api.Task) error {
-		if err := allRunningOn(3, true)(ts); err != nil {
-			return err
-		}
-		for _, tk := range ts {
-			if tk.Addr == "" {
-				return fmt.Errorf("web.%d has no address yet", tk.Slot)
-			}
-		}
-		return nil
-	})
+	tasks := tasksUntil(t, h1.node, "web", 20*time.Second, allRunningWithAddr(3))
 	addrs := map[string]netip.Addr{} // node → replica address
 	for _, tk := range tasks {
 		a := netip.MustParseAddr(tk.Addr)

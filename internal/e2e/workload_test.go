@@ -98,6 +98,22 @@ func allRunningOn(want int, distinct bool) func([]api.Task) error {
 	}
 }
 
+// allRunningWithAddr is allRunningOn(want, true) where every task also
+// has its overlay address.
+func allRunningWithAddr(want int) func([]api.Task) error {
+	return func(ts []api.Task) error {
+		if err := allRunningOn(want, true)(ts); err != nil {
+			return err
+		}
+		for _, tk := range ts {
+			if tk.Addr == "" {
+				return fmt.Errorf("%s.%d has no address yet", tk.Service, tk.Slot)
+			}
+		}
+		return nil
+	}
+}
+
 // registryAddr is where the test's registry listens: on h1, inside the lab.
 const registryAddr = "10.47.0.1:5000"
 
