@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,15 +35,11 @@ Each node runs what its own containerd holds: import the image on every node
 that may run it.`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader = cmd.InOrStdin()
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return fmt.Errorf("open image archive: %w", err)
-				}
-				defer f.Close()
-				r = f
+			r, err := openInput(args[0], cmd.InOrStdin())
+			if err != nil {
+				return fmt.Errorf("open image archive: %w", err)
 			}
+			defer r.Close()
 			imgs, err := g.client().ImportImage(cmd.Context(), r)
 			if err != nil {
 				return err

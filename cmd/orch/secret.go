@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -81,15 +80,11 @@ the value on a command line, where shell history and ps would keep it.`,
 // readSecretValue reads a secret's value, refusing one too large before
 // anything is sent.
 func readSecretValue(path string, stdin io.Reader) ([]byte, error) {
-	r := stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("read secret: %w", err)
-		}
-		defer f.Close()
-		r = f
+	r, err := openInput(path, stdin)
+	if err != nil {
+		return nil, fmt.Errorf("read secret: %w", err)
 	}
+	defer r.Close()
 	data, err := io.ReadAll(io.LimitReader(r, api.MaxSecretSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read secret: %w", err)
